@@ -1,0 +1,126 @@
+"""Layers shared by SASRec and LightSANs: embeddings, feed-forward, attention, pre-LN block.
+
+Shapes: B batch, T sequence length (trimmed to the longest real sequence in the batch),
+D hidden_size, h n_heads, d = D / h per head.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+
+
+class SequenceEmbedding(nn.Module):
+    """Item embedding plus learned absolute position embedding, then dropout (paper eq. 2).
+
+    The paper writes E = M_s + P without a sqrt(D) scale (its TensorFlow code scales the item
+    part; RecBole does not). We follow the equation. Position 0 is the oldest item of the window:
+    RecBole pads on the right, so real items always start at position 0.
+    """
+
+    def __init__(self, n_items: int, max_len: int, hidden_size: int, dropout: float):
+        super().__init__()
+        self.item = nn.Embedding(n_items, hidden_size, padding_idx=0)
+        self.position = nn.Embedding(max_len, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """item_seq [B, T] -> [B, T, D]"""
+        positions = torch.arange(item_seq.size(1), device=item_seq.device)  # [T]
+        return self.dropout(self.item(item_seq) + self.position(positions))
+
+
+class FeedForward(nn.Module):
+    """Point-wise feed-forward network (paper eq. 4): W2 act(W1 x + b1) + b2."""
+
+    def __init__(self, hidden_size: int, inner_size: int, hidden_act: str):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden_size, inner_size)
+        self.fc2 = nn.Linear(inner_size, hidden_size)
+        self.act = ACTIVATIONS[hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention where position t sees positions 1..t (paper eq. 3).
+
+    Padding needs no mask of its own: RecBole pads on the right, so every pad position comes after
+    every real one and the causal mask already hides it from real positions. Pad positions' own
+    outputs are garbage and are never read (loss and scoring gather real positions only).
+    """
+
+    def __init__(self, hidden_size: int, n_heads: int, attn_dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+        self.attn_dropout = attn_dropout
+
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        B, T, D = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads)  # [B, T, 3, h, d]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, h, T, d]
+        return q, k, v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]"""
+        B, T, D = x.shape
+        q, k, v = self._heads(x)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.attn_dropout if self.training else 0.0
+        )  # [B, h, T, d]
+        return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+    @torch.no_grad()
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The softmax weights forward() uses (no dropout): x [B, T, D] -> [B, h, T, T]."""
+        q, k, _ = self._heads(x)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, h, T, T]
+        causal = torch.ones(x.size(1), x.size(1), dtype=torch.bool, device=x.device).tril()
+        return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+
+
+class Block(nn.Module):
+    """One self-attention block, pre-LN as in the paper (section III-C):
+
+        g(x) = x + Dropout(g(LayerNorm(x)))   for g in (attention, feed-forward)
+
+    RecBole's SASRec is post-LN (LayerNorm(x + Dropout(g(x)))); pre-LN is what the paper and its
+    reference code use, and trains more stably with deep stacks (pmixer/SASRec.pytorch Result_Norm).
+    The attention module is pluggable so LightSANs reuses this block.
+    """
+
+    def __init__(
+        self,
+        attention: nn.Module,
+        hidden_size: int,
+        inner_size: int,
+        hidden_act: str,
+        dropout: float,
+        eps: float,
+    ):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(hidden_size, eps=eps)
+        self.attn = attention
+        self.ln_2 = nn.LayerNorm(hidden_size, eps=eps)
+        self.mlp = FeedForward(hidden_size, inner_size, hidden_act)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]"""
+        x = x + self.dropout(self.attn(self.ln_1(x)))
+        x = x + self.dropout(self.mlp(self.ln_2(x)))
+        return x

@@ -1,0 +1,113 @@
+"""RecBole's quick-start functions, resolving models through this package.
+
+Same signatures and return values as ``recbole.quick_start``; the differences are the model
+lookup (ours first, then RecBole's), our ``Config``, the all-position dataset for our models, and
+trainers whose checkpoints load on torch >= 2.6.
+"""
+
+from __future__ import annotations
+
+import sys
+from logging import getLogger
+from typing import Any
+
+import recbole.data
+import torch
+from recbole.data import data_preparation
+from recbole.data.transform import construct_transform
+from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
+
+from .checks import ConfigError
+from .config import Config, get_model
+from .trainer import get_trainer, load_checkpoint
+
+
+def create_dataset(config: Config):
+    """The model's own dataset class when it declares one (ours do), else RecBole's choice."""
+    dataset_class = getattr(get_model(config["model"]), "dataset_class", None)
+    if dataset_class is None:
+        return recbole.data.create_dataset(config)
+    dataset = dataset_class(config)
+    if config["save_dataset"]:
+        dataset.save()
+    return dataset
+
+
+def run_recbole(
+    model: str | type | None = None,
+    dataset: str | None = None,
+    config_file_list: list[str] | None = None,
+    config_dict: dict[str, Any] | None = None,
+    saved: bool = True,
+    queue=None,
+) -> dict[str, Any]:
+    """Train and test ``model`` on ``dataset``, as ``recbole.quick_start.run_recbole``.
+
+    Returns ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``
+    (RecBole's keys) and ``model_file``, the best checkpoint (None when ``saved`` is False).
+    """
+    config = Config(
+        model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
+    )
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
+    logger.info(set_color("FLOPs", "blue") + f": {flops}")
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    test_result = trainer.evaluate(
+        test_data, load_best_model=saved, show_progress=config["show_progress"]
+    )
+
+    logger.info(
+        "The running environment of this training is as follows:\n" + get_environment(config).draw()
+    )
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    result = {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "model_file": trainer.saved_model_file if saved else None,
+    }
+    if queue is not None:
+        queue.put(result)
+    return result
+
+
+def load_data_and_model(model_file: str):
+    """Load a checkpoint written by ``run_recbole``: ``(config, model, dataset, train_data,
+    valid_data, test_data)``, the model with its trained weights, on CPU when CUDA is absent."""
+    checkpoint = load_checkpoint(model_file)
+    config = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    if not isinstance(config, Config) or "state_dict" not in checkpoint:
+        raise ConfigError(
+            f"model_file={model_file!r} is not a checkpoint written by recbole_sasrec "
+            f"(expected a dict with a recbole_sasrec Config and a state_dict)"
+        )
+    if not torch.cuda.is_available():
+        config["device"] = torch.device("cpu")
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data

@@ -1,0 +1,120 @@
+"""Model behaviour: causality, padding, scoring agreement, losses, activations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import build
+
+from recbole_sasrec.layers import ACTIVATIONS, FeedForward
+
+MODELS = ["SASRec"]
+NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
+
+
+@pytest.fixture(params=MODELS)
+def model(request, tiny):
+    _, net, *_ = build(request.param, "cycle", dict(tiny, **NO_DROPOUT))
+    return net.eval()
+
+
+def random_seq(net, B: int, T: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(1, net.n_items, (B, T), generator=g)
+
+
+@torch.no_grad()
+def test_causality_later_items_do_not_change_earlier_positions(model):
+    seq = random_seq(model, 3, 10)
+    k = 6
+    changed = seq.clone()
+    changed[:, k] = changed[:, k] % (model.n_items - 1) + 1  # a different real item at position k
+    before, after = model.encode(seq), model.encode(changed)
+    torch.testing.assert_close(after[:, :k], before[:, :k])
+    assert not torch.allclose(after[:, k], before[:, k])  # position k itself does see the change
+
+
+@torch.no_grad()
+def test_padding_and_batch_neighbours_do_not_change_outputs(model):
+    seq = random_seq(model, 2, 10, seed=1)
+    lengths = torch.tensor([4, 9])
+    padded = seq.clone()
+    padded[0, 4:] = 0
+    padded[1, 9:] = 0
+    together = model(padded, lengths)  # [2, D]
+    alone = model(padded[:1, :4], lengths[:1])  # trimmed to its own length
+    torch.testing.assert_close(together[:1], alone)
+    junk = padded.clone()
+    junk[0, 4:] = random_seq(model, 1, 6, seed=2)  # whatever sits after the length is ignored
+    torch.testing.assert_close(model(junk, lengths), together)
+
+
+@torch.no_grad()
+def test_predict_agrees_with_full_sort_predict(model):
+    seq = random_seq(model, 5, 10, seed=3)
+    lengths = torch.tensor([10, 1, 5, 7, 3])
+    items = random_seq(model, 1, 5, seed=4)[0]
+    inter = {model.ITEM_SEQ: seq, model.ITEM_SEQ_LEN: lengths, model.ITEM_ID: items}
+    full = model.full_sort_predict(inter)  # [5, n_items]
+    assert full.shape == (5, model.n_items)
+    torch.testing.assert_close(model.predict(inter), full[torch.arange(5), items])
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("all_positions", [True, False])
+@pytest.mark.parametrize("loss_type", ["CE", "BPR", "BCE"])
+def test_loss_falls_for_every_loss_and_training_mode(tiny, name, loss_type, all_positions):
+    cfg = dict(tiny, **NO_DROPOUT, loss_type=loss_type, train_all_positions=all_positions)
+    _, net, train, *_ = build(name, "cycle", cfg)
+    batch = next(iter(train))
+    if all_positions:
+        assert net.TARGET_SEQ in batch
+    if loss_type != "CE" and not all_positions:
+        assert net.NEG_ITEM_ID in batch  # RecBole's sampler supplied the negatives
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    losses = []
+    for _ in range(15):
+        torch.manual_seed(0)  # same negatives each step: the drop is learning, not luck
+        loss = net.calculate_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(map(torch.isfinite, map(torch.tensor, losses)))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_all_position_loss_uses_every_target(tiny):
+    """CE over all positions equals the mean CE of each real position scored on its own."""
+    _, net, train, *_ = build("SASRec", "cycle", dict(tiny, **NO_DROPOUT))
+    net.eval()
+    batch = next(iter(train))
+    seq, lengths, targets = batch[net.ITEM_SEQ], batch[net.ITEM_SEQ_LEN], batch[net.TARGET_SEQ]
+    per_position = []
+    for b in range(len(seq)):
+        for t in range(int(lengths[b])):
+            if targets[b, t] > 0:
+                h = net(seq[b : b + 1], torch.tensor([t + 1]))  # prefix up to position t
+                logits = h @ net.embedding.item.weight.T
+                per_position.append(F.cross_entropy(logits, targets[b, t : t + 1]))
+    torch.testing.assert_close(net.calculate_loss(batch), torch.stack(per_position).mean())
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_every_activation(tiny, act):
+    reference = {
+        "gelu": lambda x: 0.5 * x * (1 + torch.erf(x / 2**0.5)),
+        "relu": lambda x: x.clamp(min=0),
+        "swish": lambda x: x * torch.sigmoid(x),
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+    }[act]
+    ff = FeedForward(8, 16, act)
+    x = torch.randn(3, 8)
+    torch.testing.assert_close(ff(x), ff.fc2(reference(ff.fc1(x))))
+    _, net, train, *_ = build("SASRec", "cycle", dict(tiny, hidden_act=act))
+    loss = net.calculate_loss(next(iter(train)))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert net.blocks[0].mlp.fc1.weight.grad.abs().sum() > 0
