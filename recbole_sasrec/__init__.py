@@ -2,6 +2,7 @@
 
 from .checks import ConfigError
 from .config import BUILTIN_PREFIX, MODELS, Config, get_model
+from .lightsans import LightSANs
 from .quick_start import create_dataset, load_data_and_model, run_recbole
 from .sasrec import SASRec
 
@@ -10,6 +11,7 @@ __all__ = [
     "MODELS",
     "Config",
     "ConfigError",
+    "LightSANs",
     "SASRec",
     "create_dataset",
     "get_model",

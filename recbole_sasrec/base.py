@@ -94,6 +94,10 @@ class SelfAttentiveRecommender(SequentialRecommender):
         return properties_dir() / f"{cls.__name__}.yaml"
 
     @classmethod
+    def resolve_aliases(cls, final: dict, external: dict) -> None:
+        """Map alternative key names in the user's configuration onto the keys the model reads."""
+
+    @classmethod
     def check_config(cls, config: Any) -> None:
         """Raise ``ConfigError`` for any value this model cannot train with."""
         check_choice(config, "loss_type", LOSSES)

@@ -19,9 +19,10 @@ from recbole.utils import InputType, ModelType
 
 from .base import SelfAttentiveRecommender
 from .checks import ConfigError
+from .lightsans import LightSANs
 from .sasrec import SASRec
 
-MODELS: dict[str, type[SelfAttentiveRecommender]] = {"SASRec": SASRec}
+MODELS: dict[str, type[SelfAttentiveRecommender]] = {"SASRec": SASRec, "LightSANs": LightSANs}
 BUILTIN_PREFIX = "RecBole."  # model="RecBole.SASRec" is RecBole's own SASRec, for side-by-side runs
 
 
@@ -110,6 +111,7 @@ class Config(recbole.config.Config):
             if loss_type == "CE":
                 final["train_neg_sample_args"] = None
         if is_ours(self.model_class):
+            self.model_class.resolve_aliases(final, external)
             self.model_class.check_config(final)
             self._check_negative_sampling(final, loss_type)
         super()._set_default_parameters()

@@ -23,22 +23,27 @@ ACTIVATIONS = {
 
 class SequenceEmbedding(nn.Module):
     """Item embedding plus learned absolute position embedding, then dropout (paper eq. 2).
+    With ``positions=False`` (LightSANs' decoupled position encoding) the item embedding alone.
 
     The paper writes E = M_s + P without a sqrt(D) scale (its TensorFlow code scales the item
     part; RecBole does not). We follow the equation. Position 0 is the oldest item of the window:
     RecBole pads on the right, so real items always start at position 0.
     """
 
-    def __init__(self, n_items: int, max_len: int, hidden_size: int, dropout: float):
+    def __init__(
+        self, n_items: int, max_len: int, hidden_size: int, dropout: float, positions: bool = True
+    ):
         super().__init__()
         self.item = nn.Embedding(n_items, hidden_size, padding_idx=0)
-        self.position = nn.Embedding(max_len, hidden_size)
+        self.position = nn.Embedding(max_len, hidden_size) if positions else None
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         """item_seq [B, T] -> [B, T, D]"""
-        positions = torch.arange(item_seq.size(1), device=item_seq.device)  # [T]
-        return self.dropout(self.item(item_seq) + self.position(positions))
+        x = self.item(item_seq)
+        if self.position is not None:
+            x = x + self.position(torch.arange(item_seq.size(1), device=item_seq.device))
+        return self.dropout(x)
 
 
 class FeedForward(nn.Module):

@@ -9,7 +9,7 @@ from conftest import build
 
 from recbole_sasrec.layers import ACTIVATIONS, FeedForward
 
-MODELS = ["SASRec"]
+MODELS = ["SASRec", "LightSANs"]
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
 

@@ -1,0 +1,176 @@
+r"""LightSANs-style low-rank decomposed self-attention, causal and linear in sequence length.
+
+Fan et al., "Lighter and Better: Low-Rank Decomposed Self-Attention Networks for Next-Item
+Recommendation", SIGIR 2021. Per block, for one sequence of T positions (D hidden, k interests,
+d = D / n_heads per head; q_t, k_t, v_t the query, key and value of item t):
+
+Item-to-interest aggregation, causal. Each of the k latent interests is a softmax-weighted
+average of the keys (values) *seen so far*:
+
+    a_tj      = exp(cap(k_t . theta_j))                                 theta: [D, k]
+    Ktilde_tj = sum_{i<=t} a_ij k_i  /  sum_{i<=t} a_ij                 [T, k, D]
+    Vtilde_tj = the same with values v_i and weights from their own theta
+
+Item-to-interest attention (per head; softmax over the k interests):
+
+    item_t    = sum_j softmax_j(q_t . Ktilde_tj / sqrt(d)) Vtilde_tj
+
+Decoupled position encoding. Positions never enter the item embeddings; a position-to-position
+attention is computed from a learned position table P alone (no item information in its
+weights), low-rank and causal in the same way: position keys p^K_i = W_K^P LN(P_i) are
+aggregated into k positional interests with weights b_ij = exp(cap(p^K_i . phi_j)), the item
+values with the same weights, and each position's query p^Q_t attends to them:
+
+    pos_t     = sum_j softmax_j(p^Q_t . Ptilde_tj / sqrt(d)) Wtilde_tj
+                Ptilde_tj = sum_{i<=t} b_ij p^K_i / sum_{i<=t} b_ij,  Wtilde_tj = same with v_i
+
+    output_t  = W_O (item_t + pos_t)
+
+Why it is causal and linear. Both aggregations are prefix sums (torch.cumsum over T): the
+interests at position t are built from items 1..t only, exactly, also in floating point (a
+prefix sum's t-th output reads inputs 1..t only). Time and memory are O(T k D) per sequence,
+against O(T^2) for SASRec. RecBole pads on the right, so a pad position never lies in a real
+position's prefix: padding never takes part in the aggregation, without a mask.
+
+cap(s) = 30 tanh(s / 30) keeps exp() inside float32 over any length without subtracting a
+maximum: a maximum would be taken over later items too and could, through underflow, let them
+change earlier positions. It is the identity for |s| up to about 10 and binds only beyond.
+
+How this differs from RecBole's LightSANs (``recbole/model/layers.py``): RecBole pools over the
+whole sequence at once (future items and pads included; RecBole issue 1806), normalises the
+item-to-interest attention over queries (softmax dim=-2) instead of over interests, and its
+position-to-position attention is a full T x T matrix applied to the values, O(T^2). Those are
+harmless or tolerable when only the last position is trained; training every position at once
+needs causality, and long sequences need linearity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .base import SelfAttentiveRecommender
+from .checks import ConfigError, check_positive_int
+from .layers import SequenceEmbedding
+
+SCORE_CAP = 30.0
+
+
+def capped_exp(scores: torch.Tensor) -> torch.Tensor:
+    """exp(30 tanh(s / 30)): aggregation weights within [e^-30, e^30]."""
+    return torch.exp(SCORE_CAP * torch.tanh(scores / SCORE_CAP))
+
+
+def causal_aggregate(weights: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prefix sums for the interests: weights [B|1, T, k], x [B|1, T, D] ->
+    numerator sum_{i<=t} w_ij x_i [B, T, k, D] and denominator sum_{i<=t} w_ij [B, T, k].
+
+    The average is numerator / denominator; callers fold the division into cheaper tensors."""
+    numerator = torch.cumsum(weights.unsqueeze(-1) * x.unsqueeze(-2), dim=1)
+    return numerator, torch.cumsum(weights, dim=1)
+
+
+class LowRankCausalAttention(nn.Module):
+    """Item-to-interest plus position-to-position attention, both low-rank and causal."""
+
+    def __init__(
+        self,
+        hidden_size: int,
+        n_heads: int,
+        k_interests: int,
+        attn_dropout: float,
+        eps: float,
+        positions: nn.Embedding,
+    ):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.theta_k = nn.Linear(hidden_size, k_interests, bias=False)  # item interests, keys
+        self.theta_v = nn.Linear(hidden_size, k_interests, bias=False)  # item interests, values
+        self.positions = positions  # one table shared by every block (RecBole does the same)
+        self.pos_ln = nn.LayerNorm(hidden_size, eps=eps)
+        self.pos_qk = nn.Linear(hidden_size, 2 * hidden_size)
+        self.phi = nn.Linear(hidden_size, k_interests, bias=False)  # positional interests
+        self.dropout = nn.Dropout(attn_dropout)
+        self.out = nn.Linear(hidden_size, hidden_size)
+
+    def _attend(self, q, key_num, key_den, value_num, value_den) -> torch.Tensor:
+        """Attention of every query over its k interests.
+
+        q [B|1, T, D]; key_num, value_num [B, T, k, D]; key_den, value_den [B, T, k] -> [B, T, D]
+        """
+        B, T, k, D = value_num.shape
+        h, d = self.n_heads, D // self.n_heads
+        q = q.reshape(q.size(0), T, 1, h, d)
+        keys = key_num.reshape(key_num.size(0), T, k, h, d)
+        scores = (q * keys).sum(-1) / key_den.unsqueeze(-1) / math.sqrt(d)  # [B, T, k, h]
+        probs = self.dropout(scores.softmax(dim=2))  # over the k interests
+        probs = probs / value_den.unsqueeze(-1)  # fold the values' average into the weights
+        out = (probs.unsqueeze(-1) * value_num.reshape(B, T, k, h, d)).sum(2)  # [B, T, h, d]
+        return out.reshape(B, T, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]"""
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=-1)  # each [B, T, D]
+        item = self._attend(
+            q,
+            *causal_aggregate(capped_exp(self.theta_k(k)), k),
+            *causal_aggregate(capped_exp(self.theta_v(v)), v),
+        )
+        p = self.pos_ln(self.positions.weight[:T]).unsqueeze(0)  # [1, T, D]
+        pos_q, pos_k = self.pos_qk(p).split(D, dim=-1)  # each [1, T, D]
+        b = capped_exp(self.phi(pos_k))  # [1, T, k]: position-only weights
+        pos = self._attend(pos_q, *causal_aggregate(b, pos_k), *causal_aggregate(b, v))
+        return self.out(item + pos)
+
+
+class LightSANs(SelfAttentiveRecommender):
+    """LightSANs, configured by ``properties/LightSANs.yaml`` (RecBole's keys and defaults)."""
+
+    @classmethod
+    def resolve_aliases(cls, final: dict, external: dict) -> None:
+        """The seed documents ``num_layers``; RecBole's model reads ``n_layers``. Accept both."""
+        if "num_layers" not in external:
+            return
+        if "n_layers" in external and external["n_layers"] != external["num_layers"]:
+            raise ConfigError(
+                f"num_layers={external['num_layers']!r} and n_layers={external['n_layers']!r} "
+                f"disagree; num_layers is an alias of n_layers: give one, or equal values"
+            )
+        final["n_layers"] = external["num_layers"]
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        check_positive_int(config, "k_interests")
+        k, L = config["k_interests"], config["MAX_ITEM_LIST_LENGTH"]
+        if k > L:
+            raise ConfigError(
+                f"k_interests={k} is larger than MAX_ITEM_LIST_LENGTH={L}; allowed: 1..{L} "
+                f"(about {max(1, L // 10)} suggested)"
+            )
+
+    def make_embedding(self, config) -> nn.Module:
+        # Decoupled position encoding: no positions in the input, one position table that
+        # every block's attention reads.
+        self.position_embedding = nn.Embedding(self.max_seq_length, config["hidden_size"])
+        return SequenceEmbedding(
+            self.n_items,
+            self.max_seq_length,
+            config["hidden_size"],
+            config["hidden_dropout_prob"],
+            positions=False,
+        )
+
+    def make_attention(self, config) -> nn.Module:
+        return LowRankCausalAttention(
+            config["hidden_size"],
+            config["n_heads"],
+            config["k_interests"],
+            config["attn_dropout_prob"],
+            config["layer_norm_eps"],
+            self.position_embedding,
+        )

@@ -1,0 +1,60 @@
+"""LightSANs: the causal low-rank aggregation, its configuration keys, and training end to end."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import N_ITEMS
+
+from recbole_sasrec import Config, ConfigError, run_recbole
+from recbole_sasrec.lightsans import capped_exp, causal_aggregate
+
+
+def test_aggregation_is_the_prefix_softmax_average():
+    """numerator / denominator at t == softmax over items 1..t of the scores, times x."""
+    g = torch.Generator().manual_seed(0)
+    scores, x = torch.randn(2, 7, 3, generator=g) * 4, torch.randn(2, 7, 5, generator=g)
+    num, den = causal_aggregate(capped_exp(scores), x)
+    for t in range(7):
+        w = torch.softmax(30 * torch.tanh(scores[:, : t + 1] / 30), dim=1)  # [2, t+1, 3]
+        expected = torch.einsum("bij,bid->bjd", w, x[:, : t + 1])  # [2, 3, 5]
+        torch.testing.assert_close(num[:, t] / den[:, t].unsqueeze(-1), expected)
+
+
+def test_extreme_scores_stay_finite_and_causal():
+    scores = torch.tensor([[[-500.0], [0.0], [500.0], [-500.0]]])  # [1, 4, 1]
+    x = torch.arange(4.0).view(1, 4, 1)
+    num, den = causal_aggregate(capped_exp(scores), x)
+    avg = num / den.unsqueeze(-1)
+    assert torch.isfinite(avg).all()
+    assert avg[0, 0, 0, 0] == 0.0  # the first position sees item 0 only, however large item 2 is
+
+
+def test_num_layers_is_an_alias_of_n_layers():
+    assert Config("LightSANs", "ml-100k", config_dict={"num_layers": 3})["n_layers"] == 3
+    same = {"num_layers": 1, "n_layers": 1}
+    assert Config("LightSANs", "ml-100k", config_dict=same)["n_layers"] == 1
+    with pytest.raises(ConfigError, match=r"num_layers=3 and n_layers=1 disagree"):
+        Config("LightSANs", "ml-100k", config_dict={"num_layers": 3, "n_layers": 1})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"k_interests": 60}, "k_interests=60 is larger than MAX_ITEM_LIST_LENGTH=50"),
+        ({"k_interests": 11, "MAX_ITEM_LIST_LENGTH": 10}, "MAX_ITEM_LIST_LENGTH=10"),
+        ({"k_interests": 0}, "k_interests=0 must be a positive integer"),
+    ],
+)
+def test_k_interests_must_fit_the_sequence(overrides, expected):
+    with pytest.raises(ConfigError, match=expected):
+        Config("LightSANs", "ml-100k", config_dict=overrides)
+
+
+def test_lightsans_learns_the_tiny_cycle_far_above_random(tiny):
+    result = run_recbole("LightSANs", "cycle", config_dict=dict(tiny, k_interests=3))
+    test = result["test_result"]
+    assert all(math.isfinite(v) for v in test.values())
+    assert test["hit@10"] > 0.9 > 2 * 10 / N_ITEMS
