@@ -186,9 +186,12 @@ def plot(rows: list[dict], path: Path) -> None:
         Ls = [r["L"] for r in mine]
         axes[0].plot(Ls, [r["seconds"] for r in mine], marker="o", label=name)
         axes[1].plot(Ls, [r["peak_mib"] for r in mine], marker="o", label=name)
+    lengths = sorted({r["L"] for r in rows})
     for ax, ylabel in zip(axes, ["seconds per epoch", "peak MiB above baseline"], strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(lengths, [str(L) for L in lengths])
+        ax.minorticks_off()
         ax.set_xlabel("sequence length L")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")

@@ -2,8 +2,10 @@
 
 from .checks import ConfigError
 from .config import BUILTIN_PREFIX, MODELS, Config, get_model
+from .convert import ConvertError, convert
 from .lightsans import LightSANs
-from .quick_start import create_dataset, load_data_and_model, run_recbole
+from .quick_start import create_dataset, load_data_and_model, load_model, run_recbole
+from .recommend import Recommendation, Recommender, recommend
 from .sasrec import SASRec
 
 __all__ = [
@@ -11,10 +13,16 @@ __all__ = [
     "MODELS",
     "Config",
     "ConfigError",
+    "ConvertError",
     "LightSANs",
+    "Recommendation",
+    "Recommender",
     "SASRec",
+    "convert",
     "create_dataset",
     "get_model",
     "load_data_and_model",
+    "load_model",
+    "recommend",
     "run_recbole",
 ]

@@ -145,6 +145,17 @@ class SelfAttentiveRecommender(SequentialRecommender):
             x = block(x)
         return self.final_ln(x)
 
+    @torch.no_grad()
+    def attention_maps(self, item_seq: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """The attention weights of every block for item_seq [B, T]: one dict per block, from
+        the attention module's ``attention_weights`` (e.g. ``{"self-attention": [B, h, T, T]}``)."""
+        maps = []
+        x = self.embedding(item_seq)
+        for block in self.blocks:
+            maps.append(block.attn.attention_weights(block.ln_1(x)))
+            x = block(x)
+        return maps
+
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """RecBole's contract: the state after each sequence's last real item, [B, D]."""
         T = int(item_seq_len.max())  # trim the batch to its longest real sequence

@@ -11,8 +11,10 @@ RecBole's internal defaults (overall, dataset, sequential quick-start files).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import recbole
 import recbole.config
 import recbole.utils
 from recbole.utils import InputType, ModelType
@@ -51,6 +53,12 @@ def model_name(model_class: type) -> str:
     if name in MODELS and MODELS[name] is not model_class and not is_ours(model_class):
         return BUILTIN_PREFIX + name
     return name
+
+
+def has_recbole_dataset_file(dataset: str) -> bool:
+    """Whether RecBole ships ``properties/dataset/<dataset>.yaml`` (ml-100k does)."""
+    path = os.path.join(recbole.__path__[0], "properties", "dataset", f"{dataset}.yaml")
+    return os.path.isfile(path)
 
 
 def is_ours(model_class: type) -> bool:
@@ -104,12 +112,13 @@ class Config(recbole.config.Config):
     def _set_default_parameters(self):
         final, external = self.final_config_dict, self.external_config_dict
         loss_type = final.get("loss_type")
-        if (
-            self.model_class.type == ModelType.SEQUENTIAL
-            and "train_neg_sample_args" not in external
-        ):
-            if loss_type == "CE":
+        if self.model_class.type == ModelType.SEQUENTIAL:
+            if "train_neg_sample_args" not in external and loss_type == "CE":
                 final["train_neg_sample_args"] = None
+            if "load_col" not in external and not has_recbole_dataset_file(self.dataset):
+                # RecBole's default for data sets it does not ship loads user and item ids only,
+                # and the sequential split needs the timestamp: load every column instead.
+                final["load_col"] = None
         if is_ours(self.model_class):
             self.model_class.resolve_aliases(final, external)
             self.model_class.check_config(final)

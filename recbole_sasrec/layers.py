@@ -90,12 +90,12 @@ class CausalSelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
     @torch.no_grad()
-    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+    def attention_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The softmax weights forward() uses (no dropout): x [B, T, D] -> [B, h, T, T]."""
         q, k, _ = self._heads(x)
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, h, T, T]
         causal = torch.ones(x.size(1), x.size(1), dtype=torch.bool, device=x.device).tril()
-        return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+        return {"self-attention": scores.masked_fill(~causal, float("-inf")).softmax(-1)}
 
 
 class Block(nn.Module):

@@ -72,6 +72,15 @@ def causal_aggregate(weights: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tens
     return numerator, torch.cumsum(weights, dim=1)
 
 
+def _effective(probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weights on each earlier value: probs [B, T, k, h] over interests, aggregation weights
+    [B, T, k] -> A [B, h, T, T] with A[t, i] = sum_j probs[t, j] w[i, j] / sum_{i'<=t} w[i', j]."""
+    T = weights.size(1)
+    per_interest = probs / torch.cumsum(weights, dim=1).unsqueeze(-1)  # [B, T, k, h]
+    A = torch.einsum("btjh,bij->bhti", per_interest, weights)
+    return A * torch.ones(T, T, dtype=torch.bool, device=A.device).tril()
+
+
 class LowRankCausalAttention(nn.Module):
     """Item-to-interest plus position-to-position attention, both low-rank and causal."""
 
@@ -96,6 +105,16 @@ class LowRankCausalAttention(nn.Module):
         self.dropout = nn.Dropout(attn_dropout)
         self.out = nn.Linear(hidden_size, hidden_size)
 
+    def _interest_probs(self, q, key_num, key_den) -> torch.Tensor:
+        """Each query's softmax over its k interests: q [B|1, T, D], key_num [B|1, T, k, D],
+        key_den [B|1, T, k] -> [B|1, T, k, h]."""
+        T, k, D = key_num.shape[1:]
+        h, d = self.n_heads, D // self.n_heads
+        q = q.reshape(q.size(0), T, 1, h, d)
+        keys = key_num.reshape(key_num.size(0), T, k, h, d)
+        scores = (q * keys).sum(-1) / key_den.unsqueeze(-1) / math.sqrt(d)  # [B, T, k, h]
+        return scores.softmax(dim=2)
+
     def _attend(self, q, key_num, key_den, value_num, value_den) -> torch.Tensor:
         """Attention of every query over its k interests.
 
@@ -103,28 +122,47 @@ class LowRankCausalAttention(nn.Module):
         """
         B, T, k, D = value_num.shape
         h, d = self.n_heads, D // self.n_heads
-        q = q.reshape(q.size(0), T, 1, h, d)
-        keys = key_num.reshape(key_num.size(0), T, k, h, d)
-        scores = (q * keys).sum(-1) / key_den.unsqueeze(-1) / math.sqrt(d)  # [B, T, k, h]
-        probs = self.dropout(scores.softmax(dim=2))  # over the k interests
+        probs = self.dropout(self._interest_probs(q, key_num, key_den))  # [B, T, k, h]
         probs = probs / value_den.unsqueeze(-1)  # fold the values' average into the weights
         out = (probs.unsqueeze(-1) * value_num.reshape(B, T, k, h, d)).sum(2)  # [B, T, h, d]
         return out.reshape(B, T, D)
 
+    def _projections(self, x: torch.Tensor):
+        """q, k, v [B, T, D]; positional queries and keys [1, T, D]; position weights [1, T, k]."""
+        T, D = x.shape[1:]
+        q, k, v = self.qkv(x).split(D, dim=-1)
+        p = self.pos_ln(self.positions.weight[:T]).unsqueeze(0)  # [1, T, D]
+        pos_q, pos_k = self.pos_qk(p).split(D, dim=-1)
+        return q, k, v, pos_q, pos_k, capped_exp(self.phi(pos_k))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]"""
-        B, T, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=-1)  # each [B, T, D]
+        q, k, v, pos_q, pos_k, b = self._projections(x)
         item = self._attend(
             q,
             *causal_aggregate(capped_exp(self.theta_k(k)), k),
             *causal_aggregate(capped_exp(self.theta_v(v)), v),
         )
-        p = self.pos_ln(self.positions.weight[:T]).unsqueeze(0)  # [1, T, D]
-        pos_q, pos_k = self.pos_qk(p).split(D, dim=-1)  # each [1, T, D]
-        b = capped_exp(self.phi(pos_k))  # [1, T, k]: position-only weights
         pos = self._attend(pos_q, *causal_aggregate(b, pos_k), *causal_aggregate(b, v))
         return self.out(item + pos)
+
+    @torch.no_grad()
+    def attention_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What forward() computes, as weights (no dropout), for x [B, T, D]:
+
+        item-to-interest      [B, h, T, k]  each position's softmax over the k interests
+        item-to-item          [B, h, T, T]  the weight item_t effectively puts on value v_i
+        position-to-position  [B, h, T, T]  the same for the positional part
+        The two T x T maps are zero above the diagonal and their rows sum to 1.
+        """
+        q, k, v, pos_q, pos_k, b = self._projections(x)
+        probs = self._interest_probs(q, *causal_aggregate(capped_exp(self.theta_k(k)), k))
+        pos_probs = self._interest_probs(pos_q, *causal_aggregate(b, pos_k))
+        return {
+            "item-to-interest": probs.permute(0, 3, 1, 2),
+            "item-to-item": _effective(probs, capped_exp(self.theta_v(v))),
+            "position-to-position": _effective(pos_probs, b).expand(x.size(0), -1, -1, -1),
+        }
 
 
 class LightSANs(SelfAttentiveRecommender):

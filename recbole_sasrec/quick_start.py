@@ -7,6 +7,7 @@ trainers whose checkpoints load on torch >= 2.6.
 
 from __future__ import annotations
 
+import os
 import sys
 from logging import getLogger
 from typing import Any
@@ -23,7 +24,17 @@ from .trainer import get_trainer, load_checkpoint
 
 
 def create_dataset(config: Config):
-    """The model's own dataset class when it declares one (ours do), else RecBole's choice."""
+    """The model's own dataset class when it declares one (ours do), else RecBole's choice.
+
+    Fails at once, naming the path, when the interaction file is missing (RecBole would try to
+    download the data set, and there is nothing to download for a user's own data)."""
+    inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
+    if not config["benchmark_filename"] and not os.path.isfile(inter_file):
+        raise ConfigError(
+            f"dataset={config['dataset']!r}: no interaction file {inter_file}; allowed: ml-100k, "
+            f"or data_path pointing at a folder holding {config['dataset']}/"
+            f"{config['dataset']}.inter (python -m recbole_sasrec convert makes one)"
+        )
     dataset_class = getattr(get_model(config["model"]), "dataset_class", None)
     if dataset_class is None:
         return recbole.data.create_dataset(config)
@@ -90,24 +101,49 @@ def run_recbole(
     return result
 
 
-def load_data_and_model(model_file: str):
-    """Load a checkpoint written by ``run_recbole``: ``(config, model, dataset, train_data,
-    valid_data, test_data)``, the model with its trained weights, on CPU when CUDA is absent."""
-    checkpoint = load_checkpoint(model_file)
+def _checkpoint_and_config(model_file: str) -> tuple[dict, Config]:
+    """Read a checkpoint of this package; its Config with the device set to one that exists."""
+    if not os.path.isfile(model_file):
+        raise ConfigError(f"model_file={model_file!r} does not exist")
+    try:
+        checkpoint = load_checkpoint(model_file)
+    except Exception as error:  # not a torch file at all
+        raise ConfigError(f"model_file={model_file!r} is not a checkpoint: {error}") from None
     config = checkpoint.get("config") if isinstance(checkpoint, dict) else None
     if not isinstance(config, Config) or "state_dict" not in checkpoint:
         raise ConfigError(
             f"model_file={model_file!r} is not a checkpoint written by recbole_sasrec "
             f"(expected a dict with a recbole_sasrec Config and a state_dict)"
         )
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available():  # a model trained on GPU loads on CPU
         config["device"] = torch.device("cpu")
+    return checkpoint, config
+
+
+def _restore(checkpoint: dict, config: Config, dataset):
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return model.eval()
+
+
+def load_model(model_file: str):
+    """``(config, model, dataset)`` from a checkpoint: the trained model in eval mode and the
+    filtered dataset it was trained on (not split; that is ``load_data_and_model``)."""
+    checkpoint, config = _checkpoint_and_config(model_file)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    return config, _restore(checkpoint, config, dataset), dataset
+
+
+def load_data_and_model(model_file: str):
+    """Load a checkpoint written by ``run_recbole``: ``(config, model, dataset, train_data,
+    valid_data, test_data)``, the model with its trained weights, on CPU when CUDA is absent."""
+    checkpoint, config = _checkpoint_and_config(model_file)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    model.load_state_dict(checkpoint["state_dict"])
-    model.load_other_parameter(checkpoint.get("other_parameter"))
+    model = _restore(checkpoint, config, train_data._dataset)
     return config, model, dataset, train_data, valid_data, test_data

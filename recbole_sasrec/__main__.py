@@ -1,0 +1,117 @@
+"""Command line: ``python -m recbole_sasrec {recommend,attention,convert} ...``.
+
+python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --user 196 --k 10
+python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --items 50,172,133
+python -m recbole_sasrec attention --model-file saved/SASRec-....pth --user 196 --out attention.png
+python -m recbole_sasrec convert --input ratings.txt --format sasrec --name mydata --out data/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .convert import convert
+
+
+def _items(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _recommend(args) -> None:
+    from .recommend import Recommender
+
+    rec = Recommender(args.model_file)
+    if args.user is not None:
+        results = rec.recommend(users=[args.user], k=args.k, exclude_seen=not args.keep_seen)
+        source = f"user {args.user}"
+    else:
+        items = _items(args.items)
+        results = rec.recommend(item_sequences=[items], k=args.k, exclude_seen=not args.keep_seen)
+        source = f"items {','.join(items)}"
+    print(f"top {args.k} for {source} ({rec.config['model']} on {rec.config['dataset']}):")
+    has_titles = any(r.title for r in results[0])
+    print(f"{'rank':>4}  {'item':>8}  {'score':>9}" + ("  title" if has_titles else ""))
+    for r in results[0]:
+        line = f"{r.rank:>4}  {r.item:>8}  {r.score:>9.4f}"
+        print(line + (f"  {r.title or ''}" if has_titles else ""))
+
+
+def _attention(args) -> None:
+    from .recommend import Recommender, plot_attention
+
+    rec = Recommender(args.model_file)
+    if args.user is not None:
+        tokens, maps = rec.attention(user=args.user)
+        who = f"user {args.user}"
+    else:
+        tokens, maps = rec.attention(items=_items(args.items))
+        who = "the given items"
+    labels = [rec.title(t) or t for t in tokens]
+    panels = plot_attention(
+        tokens, maps, args.out, labels, f"{rec.config['model']}: attention for {who}"
+    )
+    print(f"wrote {args.out}: {panels} panels, {len(tokens)} positions")
+
+
+def _convert(args) -> None:
+    path = convert(
+        args.input,
+        args.out,
+        args.name,
+        args.format,
+        args.user_col,
+        args.item_col,
+        args.time_col,
+        args.sep,
+    )
+    print(f"wrote {path}")
+    print(
+        f"train with: run_recbole(model='SASRec', dataset='{args.name}', "
+        f"config_dict={{'data_path': '{args.out}'}})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m recbole_sasrec", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, help_text in (
+        ("recommend", "top-k items from a saved model"),
+        ("attention", "draw the attention weights as heatmaps"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--model-file", required=True, help="checkpoint written by run_recbole")
+        who = p.add_mutually_exclusive_group(required=True)
+        who.add_argument("--user", help="a user token of the training data")
+        who.add_argument("--items", help="comma-separated item tokens, oldest first")
+        if name == "recommend":
+            p.add_argument("--k", type=int, default=10)
+            p.add_argument("--keep-seen", action="store_true", help="keep items of the history")
+        else:
+            p.add_argument("--out", default="attention.png")
+
+    p = sub.add_parser("convert", help="make RecBole atomic files from a log")
+    p.add_argument("--input", required=True)
+    p.add_argument("--format", choices=["sasrec", "csv"], default="sasrec")
+    p.add_argument("--name", required=True, help="data set name: writes <out>/<name>/<name>.inter")
+    p.add_argument("--out", default="dataset", help="data_path to train with")
+    p.add_argument("--user-col", default="user_id")
+    p.add_argument("--item-col", default="item_id")
+    p.add_argument("--time-col", default=None)
+    p.add_argument("--sep", default=None, help="csv separator (default: tab if the header has one)")
+
+    args = parser.parse_args(argv)
+    handlers = {"recommend": _recommend, "attention": _attention, "convert": _convert}
+    try:
+        handlers[args.command](args)
+    except ValueError as error:  # ConfigError and ConvertError included
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
