@@ -7,7 +7,6 @@ A subclass supplies ``make_attention`` (the attention module of one block) and m
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,12 @@ LOSSES = ("CE", "BPR", "BCE")
 
 
 def properties_dir() -> Path:
-    """The folder of this package's ``<Model>.yaml`` files, installed or in a checkout."""
-    try:
-        installed = Path(str(resources.files("recbole_sasrec.properties")))
-        if (installed / "SASRec.yaml").is_file():
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "properties"
+    """The folder of this package's ``<Model>.yaml`` files: ``recbole_sasrec/properties`` when
+    installed (pyproject maps the repository's ``properties/`` there), the repository's
+    ``properties/`` in a checkout or an editable install."""
+    package = Path(__file__).resolve().parent
+    installed = package / "properties"
+    return installed if installed.is_dir() else package.parent / "properties"
 
 
 class SelfAttentiveRecommender(SequentialRecommender):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import recbole.model.sequential_recommender as builtin
@@ -118,3 +121,30 @@ def test_partial_eval_args_keep_the_sequential_split():
     assert config["eval_args"]["order"] == "TO"
     assert config["eval_args"]["split"] == {"LS": "valid_and_test"}
     assert config["eval_args"]["mode"] == {"valid": "uni100", "test": "uni100"}
+
+
+@pytest.mark.slow
+def test_installed_wheel_carries_the_property_files(tmp_path):
+    """`pip install .` puts properties/ inside the package; a run from elsewhere finds them."""
+    repo = Path(__file__).resolve().parent.parent
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run(pip + ["wheel", "--no-deps", "-q", "-w", str(tmp_path), str(repo)], check=True)
+    wheel = next(tmp_path.glob("recbole_sasrec-*.whl"))
+    target = tmp_path / "site"
+    subprocess.run(
+        pip + ["install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True
+    )
+    probe = (
+        "import recbole_sasrec.base as b; from recbole_sasrec import Config; "
+        "print(b.properties_dir()); print(Config('LightSANs', 'ml-100k')['k_interests'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+    ).stdout.split()
+    assert out[-2] == str(target / "recbole_sasrec" / "properties")
+    assert out[-1] == "5"
