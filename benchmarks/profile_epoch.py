@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max_batches", type=int, default=None)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    command = "python -m benchmarks.profile_epoch " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.profile_epoch " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     config_dict = {"show_progress": False, "state": "WARNING"}
     for item in args.set:
         key, value = item.split("=", 1)
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = [profile(m, args.dataset, config_dict, args.max_batches) for m in args.models]
     keys = ["load+collate", "forward+loss", "backward", "optimiser", "evaluation"]
     print(f"Measured {date.today()} on {machine()}.\nCommand: {command}\n")
-    print("| model | batches (timed) | " + " | ".join(f"{k} s" for k in keys) + " | train total s |")
+    print(
+        "| model | batches (timed) | " + " | ".join(f"{k} s" for k in keys) + " | train total s |"
+    )
     print("| --- | ---: | " + " | ".join("---:" for _ in keys) + " | ---: |")
     for r in rows:
         total = sum(r[k] for k in keys[:4])

@@ -21,6 +21,24 @@ ACTIVATIONS = {
 }
 
 
+class Dropout(nn.Module):
+    """``nn.Dropout`` with its mask drawn by ``torch.rand_like``: the same distribution, about
+    twice as fast on CPU, where ``bernoulli_`` took a quarter of an ml-100k training epoch
+    (``python -m benchmarks.profile_epoch``)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return torch.where(torch.rand_like(x) >= self.p, x * (1.0 / (1.0 - self.p)), 0.0)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class SequenceEmbedding(nn.Module):
     """Item embedding plus learned absolute position embedding, then dropout (paper eq. 2).
     With ``positions=False`` (LightSANs' decoupled position encoding) the item embedding alone.
@@ -36,7 +54,7 @@ class SequenceEmbedding(nn.Module):
         super().__init__()
         self.item = nn.Embedding(n_items, hidden_size, padding_idx=0)
         self.position = nn.Embedding(max_len, hidden_size) if positions else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         """item_seq [B, T] -> [B, T, D]"""
@@ -72,7 +90,7 @@ class CausalSelfAttention(nn.Module):
         self.n_heads = n_heads
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
-        self.attn_dropout = attn_dropout
+        self.attn_dropout = Dropout(attn_dropout)
 
     def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, T, D = x.shape
@@ -84,18 +102,28 @@ class CausalSelfAttention(nn.Module):
         """x [B, T, D] -> [B, T, D]"""
         B, T, D = x.shape
         q, k, v = self._heads(x)
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.attn_dropout if self.training else 0.0
-        )  # [B, h, T, d]
+        if self.training and self.attn_dropout.p > 0:
+            # SDPA's own dropout draws its mask with bernoulli_; on CPU it computes the same
+            # T x T weights as this explicit path, which uses the faster mask.
+            weights = self._causal_softmax(q, k)  # [B, h, T, T]
+            y = self.attn_dropout(weights) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, h, T, d]
         return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+    @staticmethod
+    def _causal_softmax(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T / sqrt(d)) over keys 1..t for query t: [B, h, T, T]."""
+        T = q.size(-2)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, h, T, T]
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        return scores.masked_fill(~causal, float("-inf")).softmax(-1)
 
     @torch.no_grad()
     def attention_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The softmax weights forward() uses (no dropout): x [B, T, D] -> [B, h, T, T]."""
         q, k, _ = self._heads(x)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, h, T, T]
-        causal = torch.ones(x.size(1), x.size(1), dtype=torch.bool, device=x.device).tril()
-        return {"self-attention": scores.masked_fill(~causal, float("-inf")).softmax(-1)}
+        return {"self-attention": self._causal_softmax(q, k)}
 
 
 class Block(nn.Module):
@@ -122,7 +150,7 @@ class Block(nn.Module):
         self.attn = attention
         self.ln_2 = nn.LayerNorm(hidden_size, eps=eps)
         self.mlp = FeedForward(hidden_size, inner_size, hidden_act)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]"""

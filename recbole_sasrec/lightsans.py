@@ -53,7 +53,7 @@ from torch import nn
 
 from .base import SelfAttentiveRecommender
 from .checks import ConfigError, check_positive_int
-from .layers import SequenceEmbedding
+from .layers import Dropout, SequenceEmbedding
 
 SCORE_CAP = 30.0
 
@@ -102,7 +102,7 @@ class LowRankCausalAttention(nn.Module):
         self.pos_ln = nn.LayerNorm(hidden_size, eps=eps)
         self.pos_qk = nn.Linear(hidden_size, 2 * hidden_size)
         self.phi = nn.Linear(hidden_size, k_interests, bias=False)  # positional interests
-        self.dropout = nn.Dropout(attn_dropout)
+        self.dropout = Dropout(attn_dropout)
         self.out = nn.Linear(hidden_size, hidden_size)
 
     def _interest_probs(self, q, key_num, key_den) -> torch.Tensor:

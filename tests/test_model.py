@@ -118,3 +118,28 @@ def test_every_activation(tiny, act):
     loss.backward()
     assert torch.isfinite(loss)
     assert net.blocks[0].mlp.fc1.weight.grad.abs().sum() > 0
+
+
+def test_fast_dropout_keeps_the_expectation_and_is_identity_in_eval():
+    from recbole_sasrec.layers import Dropout
+
+    drop = Dropout(0.3)
+    x = torch.ones(200_000)
+    y = drop(x)
+    assert abs((y == 0).float().mean().item() - 0.3) < 0.01
+    assert abs(y.mean().item() - 1.0) < 0.01
+    kept = y[y != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 1 / 0.7))
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
+def test_explicit_attention_path_equals_sdpa():
+    """Training with attention dropout takes an explicit path; without dropout it is SDPA's."""
+    from recbole_sasrec.layers import CausalSelfAttention
+
+    attn = CausalSelfAttention(16, 2, 0.0)
+    x = torch.randn(3, 7, 16)
+    q, k, v = attn._heads(x)
+    explicit = attn._causal_softmax(q, k) @ v
+    torch.testing.assert_close(explicit, F.scaled_dot_product_attention(q, k, v, is_causal=True))
