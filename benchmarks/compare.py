@@ -1,11 +1,20 @@
-"""Train models side by side in one process on the same data, split, seed and hyperparameters.
+"""Train models side by side on the same data, split, seed and hyperparameters.
 
-    python -m benchmarks.compare --dataset ml-100k --epochs 5                  # fixed epochs
+    python -m benchmarks.compare --dataset ml-100k --epochs 3                 # fixed epochs, all
     python -m benchmarks.compare --dataset ml-100k --converge --models SASRec  # early stopping
+    python -m benchmarks.compare --epochs 5 --ours_converge \\
+        --models SASRec RecBole.SASRec LightSANs RecBole.LightSANs               # time to quality
 
-For each model: seconds per training epoch, seconds per evaluation, valid NDCG@10 after every
-epoch, and test NDCG@10 / Hit@10 / MRR@10 of the best checkpoint. Prints a markdown table and
-writes it, with a plot of valid NDCG@10 against wall-clock training seconds, under --out.
+For each model: seconds per training epoch, seconds per evaluation, peak training memory,
+valid NDCG@10 after every epoch (with the wall-clock seconds since training began), and test
+NDCG@10 / Hit@10 / MRR@10 of the best checkpoint. With --ours_converge, RecBole's models train
+--epochs epochs and ours train until early stopping; the table then also gives the best valid
+NDCG@10 each of our models reached within the wall-clock time its RecBole counterpart took.
+
+Each model trains in its own process (one after the other, never in parallel), so that its
+peak memory is its own: resident memory at its peak minus what the process held just before
+training began (data and model already built). Prints a markdown table and writes it, with a
+plot of valid NDCG@10 against wall-clock seconds, under --out.
 """
 
 from __future__ import annotations
@@ -15,17 +24,21 @@ import ast
 import json
 import os
 import platform
+import resource
+import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_logger, init_seed
 
-from recbole_sasrec import Config, create_dataset, get_model
-from recbole_sasrec.trainer import get_trainer
+OURS_TO_RECBOLE = {"SASRec": "RecBole.SASRec", "LightSANs": "RecBole.LightSANs"}
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def timed_trainer(base: type) -> type:
@@ -35,6 +48,7 @@ def timed_trainer(base: type) -> type:
         def __init__(self, config, model):
             super().__init__(config, model)
             self.train_seconds, self.eval_seconds, self.curve = [], [], []
+            self.started = time.perf_counter()
 
         def _train_epoch(self, *args, **kwargs):
             start = time.perf_counter()
@@ -45,25 +59,30 @@ def timed_trainer(base: type) -> type:
         def _valid_epoch(self, *args, **kwargs):
             start = time.perf_counter()
             score, result = super()._valid_epoch(*args, **kwargs)
-            self.eval_seconds.append(time.perf_counter() - start)
-            self.curve.append((sum(self.train_seconds), result["ndcg@10"]))
+            now = time.perf_counter()
+            self.eval_seconds.append(now - start)
+            self.curve.append((now - self.started, result["ndcg@10"]))  # wall clock, valid
             return score, result
 
     return Timed
 
 
 def run_one(name: str, dataset: str, config_dict: dict) -> dict:
+    from recbole.utils import init_logger
+
+    from recbole_sasrec import Config
+    from recbole_sasrec.quick_start import prepare
+    from recbole_sasrec.trainer import get_trainer
+
     config = Config(model=name, dataset=dataset, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
-    data = create_dataset(config)
-    train, valid, test = data_preparation(config, data)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train._dataset).to(config["device"])
+    _, train, valid, test, model = prepare(config)
     trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
-    start = time.perf_counter()
+    baseline = rss_mib()
+    trainer.started = time.perf_counter()
     trainer.fit(train, valid, saved=True, show_progress=config["show_progress"])
-    fit_seconds = time.perf_counter() - start
+    fit_seconds = time.perf_counter() - trainer.started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
     test_result = trainer.evaluate(test, load_best_model=True)
     epochs = len(trainer.train_seconds)
     return {
@@ -73,8 +92,10 @@ def run_one(name: str, dataset: str, config_dict: dict) -> dict:
         "s_per_epoch": sum(trainer.train_seconds) / epochs,
         "s_per_eval": sum(trainer.eval_seconds) / max(1, len(trainer.eval_seconds)),
         "fit_seconds": fit_seconds,
+        "peak_mib": max(0.0, peak - baseline),
         "curve": trainer.curve,
         "test": dict(test_result),
+        "device": str(config["device"]),
     }
 
 
@@ -96,18 +117,45 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def best_within(curve: list, seconds: float) -> float | None:
+    """Best valid NDCG@10 reached within ``seconds`` of wall clock."""
+    values = [ndcg for t, ndcg in curve if t <= seconds]
+    return max(values) if values else None
+
+
 def table(rows: list[dict]) -> str:
+    by_name = {r["model"]: r for r in rows}
     lines = [
-        "| model | epochs | s / train epoch | s / eval | test NDCG@10 | test Hit@10 | test MRR@10 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | epochs | s / train epoch | s / eval | peak train MiB | best valid NDCG@10 "
+        "| test NDCG@10 | test Hit@10 | test MRR@10 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         t = r["test"]
+        best = max(n for _, n in r["curve"]) if r["curve"] else float("nan")
         lines.append(
-            f"| {r['model']} | {r['epochs']} | {r['s_per_epoch']:.1f} | {r['s_per_eval']:.2f} | "
-            f"{t['ndcg@10']:.4f} | {t['hit@10']:.4f} | {t['mrr@10']:.4f} |"
+            f"| {r['model']} | {r['epochs']} | {r['s_per_epoch']:.2f} | {r['s_per_eval']:.2f} | "
+            f"{r['peak_mib']:.0f} | {best:.4f} | {t['ndcg@10']:.4f} | {t['hit@10']:.4f} | "
+            f"{t['mrr@10']:.4f} |"
         )
-    return "\n".join(lines)
+    notes = []
+    for ours, theirs in OURS_TO_RECBOLE.items():
+        if ours in by_name and theirs in by_name:
+            a, b = by_name[ours], by_name[theirs]
+            notes.append(
+                f"- {ours} trains an epoch {b['s_per_epoch'] / a['s_per_epoch']:.1f}x faster "
+                f"than {theirs} ({a['s_per_epoch']:.2f} s vs {b['s_per_epoch']:.2f} s)."
+            )
+            budget = b["fit_seconds"]
+            best_theirs = max(n for _, n in b["curve"])
+            within = best_within(a["curve"], budget)
+            if within is not None:
+                notes.append(
+                    f"- Time to quality: within {theirs}'s {b['epochs']} epochs "
+                    f"({budget:.0f} s wall clock) {ours} reached valid NDCG@10 {within:.4f} "
+                    f"against {theirs}'s {best_theirs:.4f}."
+                )
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -121,7 +169,7 @@ def plot(rows: list[dict], path: Path) -> None:
         xs, ys = zip(*r["curve"], strict=True) if r["curve"] else ((), ())
         ax.plot(xs, ys, marker="o", markersize=3, label=r["model"])
     ax.set_xscale("log")
-    ax.set_xlabel("training seconds (log scale)")
+    ax.set_xlabel("wall-clock seconds since training began (log scale)")
     ax.set_ylabel("valid NDCG@10")
     ax.legend()
     ax.grid(alpha=0.3)
@@ -134,7 +182,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--models", nargs="+", default=["SASRec", "RecBole.SASRec"])
     parser.add_argument("--epochs", type=int, default=5, help="fixed number of epochs")
-    parser.add_argument("--converge", action="store_true", help="train until early stopping")
+    parser.add_argument("--converge", action="store_true", help="all models: early stopping")
+    parser.add_argument(
+        "--ours_converge",
+        action="store_true",
+        help="our models: early stopping; RecBole's: --epochs",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument(
         "--set",
@@ -144,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         help="config overrides for every model, e.g. --set hidden_size=32",
     )
     parser.add_argument("--out", default="results")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     command = "python -m benchmarks.compare " + " ".join(sys.argv[1:] if argv is None else argv)
 
@@ -155,24 +209,49 @@ def main(argv: list[str] | None = None) -> None:
         "use_gpu": args.device == "cuda",
         "gpu_id": "0" if args.device == "cuda" else "",
     }
-    if args.converge:
-        config_dict.update(epochs=300, stopping_step=10)
-    else:
-        config_dict.update(epochs=args.epochs, stopping_step=args.epochs + 1)
     for item in args.set:
         key, value = item.split("=", 1)
         config_dict[key] = parse_value(value)
-    sys.argv = sys.argv[:1]  # RecBole reads sys.argv as config: keep our options out of it
+
+    def settings(name: str) -> dict:
+        converge = args.converge or (args.ours_converge and name in OURS_TO_RECBOLE)
+        if converge:
+            return dict(config_dict, epochs=300, stopping_step=10)
+        return dict(config_dict, epochs=args.epochs, stopping_step=args.epochs + 1)
+
+    if args.worker:
+        sys.argv = sys.argv[:1]  # RecBole reads sys.argv as configuration
+        print(json.dumps(run_one(args.worker, args.dataset, settings(args.worker))))
+        return
 
     rows = []
     for name in args.models:
-        rows.append(run_one(name, args.dataset, config_dict))
-        print(table(rows[-1:]), flush=True)
+        cmd = [sys.executable, "-m", "benchmarks.compare", "--worker", name]
+        cmd += ["--dataset", args.dataset, "--epochs", str(args.epochs), "--device", args.device]
+        cmd += ["--converge"] * args.converge + ["--ours_converge"] * args.ours_converge
+        cmd += ["--set", *args.set] if args.set else []
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        r = rows[-1]
+        print(
+            f"{name}: {r['epochs']} epochs, {r['s_per_epoch']:.2f} s/epoch, "
+            f"test NDCG@10 {r['test']['ndcg@10']:.4f}",
+            flush=True,
+        )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"compare-{args.dataset}-{'converged' if args.converge else f'{args.epochs}ep'}"
-    header = f"Measured {date.today()} on {machine()}.\nCommand: {command}\n"
+    mode = (
+        "converged"
+        if args.converge
+        else f"{args.epochs}ep" + "-ours-converged" * args.ours_converge
+    )
+    stem = f"compare-{args.dataset}-{mode}"
+    header = (
+        f"Measured {date.today()} on {machine()}, device {rows[0]['device']}.\nCommand: {command}\n"
+    )
     text = header + "\n" + table(rows) + "\n"
     (out / f"{stem}.md").write_text(text)
     (out / f"{stem}.json").write_text(json.dumps(rows, indent=1))

@@ -15,10 +15,10 @@ import sys
 import time
 from datetime import date
 
-from recbole.data import data_preparation
-from recbole.utils import init_logger, init_seed
+from recbole.utils import init_logger
 
-from recbole_sasrec import Config, create_dataset, get_model
+from recbole_sasrec import Config
+from recbole_sasrec.quick_start import prepare
 from recbole_sasrec.trainer import get_trainer
 
 from .compare import machine, parse_value
@@ -26,12 +26,8 @@ from .compare import machine, parse_value
 
 def profile(name: str, dataset: str, config_dict: dict, max_batches: int | None) -> dict:
     config = Config(model=name, dataset=dataset, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
-    data = create_dataset(config)
-    train, valid, _ = data_preparation(config, data)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train._dataset).to(config["device"])
+    _, train, valid, _, model = prepare(config)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     optimizer = trainer.optimizer
     model.train()

@@ -44,6 +44,17 @@ def create_dataset(config: Config):
     return dataset
 
 
+def prepare(config: Config):
+    """What every entry point builds from a configuration, seeded as RecBole seeds it:
+    ``(dataset, train_data, valid_data, test_data, model)``, the model fresh on its device."""
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    return dataset, train_data, valid_data, test_data, model
+
+
 def run_recbole(
     model: str | type | None = None,
     dataset: str | None = None,
@@ -60,18 +71,13 @@ def run_recbole(
     config = Config(
         model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
     )
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
 
-    dataset = create_dataset(config)
+    dataset, train_data, valid_data, test_data, model = prepare(config)
     logger.info(dataset)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
     flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
     logger.info(set_color("FLOPs", "blue") + f": {flops}")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from recbole.data import data_preparation
 
-from recbole_sasrec import Config, create_dataset, get_model
+from recbole_sasrec import Config
+from recbole_sasrec.quick_start import prepare
 
 N_USERS, N_ITEMS = 60, 30
 
@@ -77,11 +77,5 @@ def tiny(tmp_path):
 def build(model: str, dataset: str, config_dict: dict):
     """Config, dataloaders and a fresh model, as run_recbole builds them."""
     config = Config(model=model, dataset=dataset, config_dict=config_dict)
-    from recbole.utils import init_seed
-
-    init_seed(config["seed"], config["reproducibility"])
-    data = create_dataset(config)
-    train, valid, test = data_preparation(config, data)
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(config["model"])(config, train._dataset)
+    _, train, valid, test, net = prepare(config)
     return config, net, train, valid, test
