@@ -174,3 +174,17 @@ def test_convert_errors_name_file_and_line_and_write_nothing(tmp_path, fmt, text
 def test_missing_data_file_is_named_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"no interaction file .*nowhere.inter"):
         run_recbole("SASRec", "nowhere", config_dict={"data_path": str(tmp_path)})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only fallback")
+def test_a_checkpoint_from_a_gpu_run_loads_on_cpu(trained, tmp_path):
+    """A checkpoint whose config says cuda (as one trained on a GPU does) loads here on CPU."""
+    model_file, _ = trained
+    checkpoint = torch.load(model_file, weights_only=False)
+    checkpoint["config"]["device"] = torch.device("cuda")
+    gpu_file = tmp_path / "gpu.pth"
+    torch.save(checkpoint, gpu_file)
+    rec = Recommender(str(gpu_file))
+    assert rec.config["device"] == torch.device("cpu")
+    assert next(rec.model.parameters()).device.type == "cpu"
+    assert rec.recommend(item_sequences=[["5", "6", "7"]], k=1)[0][0].item == "8"
