@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -25,14 +24,9 @@ from pathlib import Path
 
 import torch
 
-from .compare import machine
+from .compare import machine, rss_mib
 
 MODEL_SETTINGS = {"hidden_size": 64, "n_layers": 2, "n_heads": 2, "k_interests": 5}
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 class _Items:

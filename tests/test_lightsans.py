@@ -58,3 +58,21 @@ def test_lightsans_learns_the_tiny_cycle_far_above_random(tiny):
     test = result["test_result"]
     assert all(math.isfinite(v) for v in test.values())
     assert test["hit@10"] > 0.9 > 2 * 10 / N_ITEMS
+
+
+def test_drawn_item_to_item_weights_reproduce_the_attention():
+    """The item-to-item map that `attention` draws is exactly what the item part computes."""
+    from recbole_sasrec.lightsans import LowRankCausalAttention
+
+    torch.manual_seed(0)
+    attn = LowRankCausalAttention(16, 2, 3, 0.0, 1e-12, torch.nn.Embedding(10, 16)).eval()
+    x = torch.randn(2, 8, 16)
+    q, k, v, *_ = attn._projections(x)
+    item = attn._attend(
+        q,
+        *causal_aggregate(capped_exp(attn.theta_k(k)), k),
+        *causal_aggregate(capped_exp(attn.theta_v(v)), v),
+    )  # [2, 8, 16]
+    A = attn.attention_weights(x)["item-to-item"]  # [2, h, 8, 8]
+    heads = v.view(2, 8, 2, 8).transpose(1, 2)  # [2, h, 8, d]
+    torch.testing.assert_close((A @ heads).transpose(1, 2).reshape(2, 8, 16), item)
