@@ -4,6 +4,7 @@
     python -m benchmarks.compare --dataset ml-100k --converge --models SASRec  # early stopping
     python -m benchmarks.compare --epochs 5 --ours_converge \\
         --models SASRec RecBole.SASRec LightSANs RecBole.LightSANs               # time to quality
+    python -m benchmarks.compare --users 300 --converge --models SASRec RecBole.SASRec
 
 For each model: seconds per training epoch, seconds per evaluation, peak training memory,
 valid NDCG@10 after every epoch (with the wall-clock seconds since training began), and test
@@ -27,6 +28,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -34,6 +36,27 @@ from pathlib import Path
 import torch
 
 OURS_TO_RECBOLE = {"SASRec": "RecBole.SASRec", "LightSANs": "RecBole.LightSANs"}
+INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+
+
+def ml100k_rows() -> list[list[str]]:
+    """ml-100k's interactions as shipped in the recbole wheel: [user, item, rating, timestamp]."""
+    import recbole
+
+    source = Path(recbole.__path__[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
+    return [line.split("\t") for line in source.read_text().splitlines()[1:]]
+
+
+def write_first_users(root: Path, users: int) -> str:
+    """ml-100k restricted to its first ``users`` user ids (1..users), every interaction kept."""
+    name = f"ml-100k-first{users}"
+    (root / name).mkdir(parents=True, exist_ok=True)
+    with open(root / name / f"{name}.inter", "w") as f:
+        f.write(INTER_HEADER)
+        for user, item, _, stamp in ml100k_rows():
+            if int(user) <= users:
+                f.write(f"{user}\t{item}\t{stamp}\n")
+    return name
 
 
 def rss_mib() -> float:
@@ -196,6 +219,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=VALUE",
         help="config overrides for every model, e.g. --set hidden_size=32",
     )
+    parser.add_argument(
+        "--users",
+        type=int,
+        help="use ml-100k's first USERS users only (written to a temporary data set)",
+    )
     parser.add_argument("--out", default="results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -223,6 +251,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.argv = sys.argv[:1]  # RecBole reads sys.argv as configuration
         print(json.dumps(run_one(args.worker, args.dataset, settings(args.worker))))
         return
+
+    if args.users:
+        root = Path(tempfile.mkdtemp(prefix="compare-"))
+        args.dataset = write_first_users(root, args.users)
+        args.set = [*args.set, f"data_path={root}"]
 
     rows = []
     for name in args.models:

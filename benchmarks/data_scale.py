@@ -5,6 +5,7 @@ padding.
 
     python -m benchmarks.data_scale                   # our SASRec, default hyperparameters
     python -m benchmarks.data_scale --models SASRec LightSANs --amazon_users 30000
+    python -m benchmarks.data_scale --set loss_type=BCE     # the paper's loss: no full softmax
 
 Times one training epoch (RecBole's loader, our model, the optimiser; no evaluation) after a
 warm-up epoch, and divides by the number of training targets (interactions) in it.
@@ -26,21 +27,16 @@ from recbole_sasrec import Config
 from recbole_sasrec.quick_start import prepare
 from recbole_sasrec.trainer import get_trainer
 
-from .compare import machine
-
-HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+from .compare import INTER_HEADER, machine, ml100k_rows, parse_value
 
 
 def write_replicated_ml100k(root: Path, times: int) -> str:
     """ml-100k with every user copied ``times`` times (new user tokens, same items)."""
-    import recbole
-
-    source = Path(recbole.__path__[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
-    rows = [line.split("\t") for line in source.read_text().splitlines()[1:]]
+    rows = ml100k_rows()
     name = f"ml100k_x{times}"
     (root / name).mkdir(parents=True, exist_ok=True)
     with open(root / name / f"{name}.inter", "w") as f:
-        f.write(HEADER)
+        f.write(INTER_HEADER)
         for copy in range(times):
             for user, item, _, stamp in rows:
                 f.write(f"{user}_{copy}\t{item}\t{stamp}\n")
@@ -55,7 +51,7 @@ def write_amazon_like(root: Path, users: int, items: int, seed: int) -> str:
     popularity = 1.0 / np.arange(1, items + 1) ** 0.8
     popularity /= popularity.sum()
     with open(root / name / f"{name}.inter", "w") as f:
-        f.write(HEADER)
+        f.write(INTER_HEADER)
         for u in range(users):
             n = rng.integers(5, 16)
             for t, item in enumerate(rng.choice(items, size=n, p=popularity)):
@@ -63,12 +59,14 @@ def write_amazon_like(root: Path, users: int, items: int, seed: int) -> str:
     return name
 
 
-def epoch_time(model: str, dataset: str, root: Path) -> dict:
-    config = Config(
-        model=model,
-        dataset=dataset,
-        config_dict={"data_path": str(root), "show_progress": False, "state": "WARNING"},
-    )
+def parse_value_pair(item: str) -> tuple[str, object]:
+    key, value = item.split("=", 1)
+    return key, parse_value(value)
+
+
+def epoch_time(model: str, dataset: str, root: Path, overrides: dict) -> dict:
+    settings = {"data_path": str(root), "show_progress": False, "state": "WARNING"}
+    config = Config(model=model, dataset=dataset, config_dict=dict(settings, **overrides))
     init_logger(config)
     _, train, _, _, net = prepare(config)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
@@ -79,7 +77,7 @@ def epoch_time(model: str, dataset: str, root: Path) -> dict:
     rows = train._dataset.inter_feat
     targets = int((rows[net.TARGET_SEQ] > 0).sum()) if net.train_all_positions else len(rows)
     return {
-        "model": model,
+        "model": model + "".join(f", {k}={v}" for k, v in overrides.items()),
         "dataset": dataset,
         "items": net.n_items - 1,
         "targets": targets,
@@ -95,8 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--amazon_users", type=int, default=30000)
     parser.add_argument("--amazon_items", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run, e.g. --set loss_type=BCE",
+    )
     args = parser.parse_args(argv)
     command = "python -m benchmarks.data_scale " + " ".join(sys.argv[1:] if argv is None else argv)
+    overrides = dict(parse_value_pair(item) for item in args.set)
     sys.argv = sys.argv[:1]  # RecBole reads sys.argv as configuration
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         for model in args.models:
             for dataset in datasets:
-                rows.append(epoch_time(model, dataset, root))
+                rows.append(epoch_time(model, dataset, root, overrides))
                 r = rows[-1]
                 print(
                     f"{model} {dataset}: {r['seconds']:.2f} s, {r['us_per_target']:.1f} us/target"

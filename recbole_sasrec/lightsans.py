@@ -32,6 +32,14 @@ prefix sum's t-th output reads inputs 1..t only). Time and memory are O(T k D) p
 against O(T^2) for SASRec. RecBole pads on the right, so a pad position never lies in a real
 position's prefix: padding never takes part in the aggregation, without a mask.
 
+Short sequences: the same function in quadratic form. q_t . Ktilde_tj and sum_j p_tj Vtilde_tj
+are linear in the keys and values, so both parts multiply out into a causal T x T weight matrix
+on the values (``LowRankCausalAttention._dense``), computed with batched matrix products in
+O(T^2 (d + k)) per head; the positional matrix depends on positions only and is shared by the
+batch. Up to T = DENSE_MAX_LENGTH that is faster on CPU than the T x k x D prefix sums
+(``python -m benchmarks.lightsans_forms`` times both); beyond it the prefix sums keep time and
+memory linear. A test checks that both forms give the same outputs and gradients.
+
 cap(s) = 30 tanh(s / 30) keeps exp() inside float32 over any length without subtracting a
 maximum: a maximum would be taken over later items too and could, through underflow, let them
 change earlier positions. It is the identity for |s| up to about 10 and binds only beyond.
@@ -56,6 +64,12 @@ from .checks import ConfigError, check_positive_int
 from .layers import Dropout, SequenceEmbedding
 
 SCORE_CAP = 30.0
+# Sequences up to this length use the quadratic form (LowRankCausalAttention._dense), longer
+# ones the linear prefix sums; both compute the same function (tests/test_lightsans.py).
+# `python -m benchmarks.lightsans_forms` (2 CPU threads, 128 sequences, 2026-11-22): a training
+# step at T = 50 took 18.7 ms against 64.3 ms; the forms cross near T = 200 in evaluation and
+# between 350 and 400 in training.
+DENSE_MAX_LENGTH = 200
 
 
 def capped_exp(scores: torch.Tensor) -> torch.Tensor:
@@ -70,15 +84,6 @@ def causal_aggregate(weights: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tens
     The average is numerator / denominator; callers fold the division into cheaper tensors."""
     numerator = torch.cumsum(weights.unsqueeze(-1) * x.unsqueeze(-2), dim=1)
     return numerator, torch.cumsum(weights, dim=1)
-
-
-def _effective(probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weights on each earlier value: probs [B, T, k, h] over interests, aggregation weights
-    [B, T, k] -> A [B, h, T, T] with A[t, i] = sum_j probs[t, j] w[i, j] / sum_{i'<=t} w[i', j]."""
-    T = weights.size(1)
-    per_interest = probs / torch.cumsum(weights, dim=1).unsqueeze(-1)  # [B, T, k, h]
-    A = torch.einsum("btjh,bij->bhti", per_interest, weights)
-    return A * torch.ones(T, T, dtype=torch.bool, device=A.device).tril()
 
 
 class LowRankCausalAttention(nn.Module):
@@ -137,6 +142,8 @@ class LowRankCausalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]"""
+        if x.size(1) <= DENSE_MAX_LENGTH:
+            return self._forward_dense(x)
         q, k, v, pos_q, pos_k, b = self._projections(x)
         item = self._attend(
             q,
@@ -145,6 +152,41 @@ class LowRankCausalAttention(nn.Module):
         )
         pos = self._attend(pos_q, *causal_aggregate(b, pos_k), *causal_aggregate(b, v))
         return self.out(item + pos)
+
+    def _forward_dense(self, x: torch.Tensor) -> torch.Tensor:
+        """forward() multiplied out into T x T weights: the same function, faster for short T."""
+        B, T, D = x.shape
+        q, k, v, pos_q, pos_k, b = self._projections(x)
+        w_k, w_v = capped_exp(self.theta_k(k)), capped_exp(self.theta_v(v))
+        _, item = self._dense(self._heads(q), self._heads(k), w_k, w_v)  # [B, h, T, T]
+        _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b)  # [1, h, T, T]
+        y = (item + pos) @ self._heads(v)  # [B, h, T, d]: both parts are linear in the values
+        return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """[B|1, T, D] -> [B|1, h, T, d]"""
+        return t.view(t.size(0), t.size(1), self.n_heads, -1).transpose(1, 2)
+
+    def _dense(self, q, k, w, u, dropout: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """q, k [B|1, h, T, d]; key and value aggregation weights w, u [B|1, T, k] ->
+        each query's probabilities over the k interests [B|1, h, T, k], and the weight
+        A [B|1, h, T, T] it effectively puts on each earlier value:
+
+            scores_tj = sum_{i<=t} w_ij (q_t . k_i) / sum_{i<=t} w_ij / sqrt(d)
+                      = ((q k^T, zero above the diagonal) @ w)_tj / cumsum(w)_tj / sqrt(d)
+            A_ti      = sum_j softmax_j(scores_t) u_ij / sum_{i'<=t} u_i'j      (i <= t; else 0)
+
+        This is the prefix-sum aggregation multiplied out: q . Ktilde_tj and sum_j p_tj Vtilde_tj
+        are linear in the keys and values. O(T^2 (d + k)) per head instead of O(T k D), and
+        causal for the same reason (entries above the diagonal are exact zeros)."""
+        T, d = q.size(-2), q.size(-1)
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        scores = torch.where(causal, q @ k.transpose(-2, -1), 0.0) @ w.unsqueeze(1)
+        scores = scores / (torch.cumsum(w, dim=1).unsqueeze(1) * math.sqrt(d))  # [B, h, T, k]
+        probs = scores.softmax(dim=-1)
+        dropped = self.dropout(probs) if dropout else probs
+        A = (dropped / torch.cumsum(u, dim=1).unsqueeze(1)) @ u.unsqueeze(1).transpose(-2, -1)
+        return probs, torch.where(causal, A, 0.0)
 
     @torch.no_grad()
     def attention_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -156,12 +198,13 @@ class LowRankCausalAttention(nn.Module):
         The two T x T maps are zero above the diagonal and their rows sum to 1.
         """
         q, k, v, pos_q, pos_k, b = self._projections(x)
-        probs = self._interest_probs(q, *causal_aggregate(capped_exp(self.theta_k(k)), k))
-        pos_probs = self._interest_probs(pos_q, *causal_aggregate(b, pos_k))
+        w_k, w_v = capped_exp(self.theta_k(k)), capped_exp(self.theta_v(v))
+        probs, item = self._dense(self._heads(q), self._heads(k), w_k, w_v, dropout=False)
+        _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b, dropout=False)
         return {
-            "item-to-interest": probs.permute(0, 3, 1, 2),
-            "item-to-item": _effective(probs, capped_exp(self.theta_v(v))),
-            "position-to-position": _effective(pos_probs, b).expand(x.size(0), -1, -1, -1),
+            "item-to-interest": probs,
+            "item-to-item": item,
+            "position-to-position": pos.expand(x.size(0), -1, -1, -1),
         }
 
 

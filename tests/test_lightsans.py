@@ -76,3 +76,26 @@ def test_drawn_item_to_item_weights_reproduce_the_attention():
     A = attn.attention_weights(x)["item-to-item"]  # [2, h, 8, 8]
     heads = v.view(2, 8, 2, 8).transpose(1, 2)  # [2, h, 8, d]
     torch.testing.assert_close((A @ heads).transpose(1, 2).reshape(2, 8, 16), item)
+
+
+@pytest.mark.parametrize("T", [1, 9, 40])
+def test_quadratic_form_equals_prefix_sums_in_value_and_gradient(T, monkeypatch):
+    """Short sequences take the T x T form, long ones the prefix sums: one function."""
+    from recbole_sasrec import lightsans
+    from recbole_sasrec.lightsans import LowRankCausalAttention
+
+    torch.manual_seed(1)
+    attn = LowRankCausalAttention(16, 2, 3, 0.0, 1e-12, torch.nn.Embedding(64, 16))
+    x = torch.randn(3, T, 16, requires_grad=True)
+    outputs, grads = [], []
+    for limit in (64, 0):  # quadratic form, then prefix sums
+        monkeypatch.setattr(lightsans, "DENSE_MAX_LENGTH", limit)
+        y = attn(x)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outputs.append(y.detach())
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in attn.parameters()])
+        x.grad = None
+        attn.zero_grad()
+    torch.testing.assert_close(outputs[0], outputs[1])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)

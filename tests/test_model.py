@@ -7,15 +7,22 @@ import torch
 import torch.nn.functional as F
 from conftest import build
 
+from recbole_sasrec import lightsans
 from recbole_sasrec.layers import ACTIVATIONS, FeedForward
 
 MODELS = ["SASRec", "LightSANs"]
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
 
-@pytest.fixture(params=MODELS)
-def model(request, tiny):
-    _, net, *_ = build(request.param, "cycle", dict(tiny, **NO_DROPOUT))
+@pytest.fixture(params=[*MODELS, "LightSANs-prefix-sums"])
+def model(request, tiny, monkeypatch):
+    """Each model in eval mode; LightSANs twice: its short-sequence (quadratic) form, and its
+    linear prefix-sum form forced at every length."""
+    name = request.param
+    if name == "LightSANs-prefix-sums":
+        monkeypatch.setattr(lightsans, "DENSE_MAX_LENGTH", 0)
+        name = "LightSANs"
+    _, net, *_ = build(name, "cycle", dict(tiny, **NO_DROPOUT))
     return net.eval()
 
 
