@@ -135,11 +135,13 @@ class SelfAttentiveRecommender(SequentialRecommender):
             module.weight.data.fill_(1.0)
 
     # ---- encoder -------------------------------------------------------------------------
-    def encode(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """item_seq [B, T] -> hidden states at every position [B, T, D]."""
+    def encode(self, item_seq: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """item_seq [B, T] -> hidden states at every position [B, T, D]; with rows [B], the
+        state at position rows[b] of each sequence only, [B, 1, D]: the last block then
+        computes that one query per sequence (earlier blocks still need every position)."""
         x = self.embedding(item_seq)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rows if i == len(self.blocks) - 1 else None)
         return self.final_ln(x)
 
     @torch.no_grad()
@@ -156,8 +158,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """RecBole's contract: the state after each sequence's last real item, [B, D]."""
         T = int(item_seq_len.max())  # trim the batch to its longest real sequence
-        hidden = self.encode(item_seq[:, :T])  # [B, T, D]
-        return self.gather_indexes(hidden, item_seq_len - 1)  # [B, D]
+        return self.encode(item_seq[:, :T], rows=item_seq_len - 1)[:, 0]  # [B, D]
 
     # ---- training ------------------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:

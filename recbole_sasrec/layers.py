@@ -21,6 +21,19 @@ ACTIVATIONS = {
 }
 
 
+def causal_mask(T: int, device: torch.device) -> torch.Tensor:
+    """[T, T] bool, True where key i <= query t."""
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Position rows[b] of sequence b: t [B|1, h, T, x] -> [B, h, 1, x] (a batch of 1 is shared
+    by every sequence)."""
+    B = rows.size(0)
+    picked = t.expand(B, *t.shape[1:])[torch.arange(B, device=rows.device), :, rows]  # [B, h, x]
+    return picked.unsqueeze(2)
+
+
 class Dropout(nn.Module):
     """``nn.Dropout`` with its mask drawn by ``torch.rand_like``: the same distribution, but
     cheaper on CPU than ``bernoulli_``; swapping it in took our SASRec's ml-100k epoch from
@@ -98,26 +111,34 @@ class CausalSelfAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, h, T, d]
         return q, k, v
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, T, D] -> [B, T, D]"""
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]; with rows [B], only the query at position rows[b] of each
+        sequence (it still attends to positions 0..rows[b]): [B, 1, D]."""
         B, T, D = x.shape
         q, k, v = self._heads(x)
+        visible = None  # None: the causal mask
+        if rows is not None:
+            q = select_rows(q, rows)  # [B, h, 1, d]
+            visible = causal_mask(T, x.device)[rows].view(B, 1, 1, T)
         if self.training and self.attn_dropout.p > 0:
             # SDPA's own dropout draws its mask with bernoulli_; on CPU it computes the same
             # T x T weights as this explicit path, which uses the faster mask.
-            weights = self._causal_softmax(q, k)  # [B, h, T, T]
+            weights = self._causal_softmax(q, k, visible)  # [B, h, T|1, T]
             y = self.attn_dropout(weights) @ v
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, h, T, d]
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, is_causal=rows is None)
+        return self.out(y.transpose(1, 2).reshape(B, q.size(2), D))
 
     @staticmethod
-    def _causal_softmax(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """softmax(q k^T / sqrt(d)) over keys 1..t for query t: [B, h, T, T]."""
-        T = q.size(-2)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, h, T, T]
-        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-        return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+    def _causal_softmax(
+        q: torch.Tensor, k: torch.Tensor, visible: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """softmax(q k^T / sqrt(d)) over keys 1..t for query t: [B, h, T, T] (or over the keys
+        ``visible`` [B, 1, 1, T] allows, for one query per sequence: [B, h, 1, T])."""
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, h, T|1, T]
+        if visible is None:
+            visible = causal_mask(q.size(-2), q.device)
+        return scores.masked_fill(~visible, float("-inf")).softmax(-1)
 
     @torch.no_grad()
     def attention_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -152,8 +173,10 @@ class Block(nn.Module):
         self.mlp = FeedForward(hidden_size, inner_size, hidden_act)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, T, D] -> [B, T, D]"""
-        x = x + self.dropout(self.attn(self.ln_1(x)))
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]; with rows [B], the output at position rows[b] of each
+        sequence only, [B, 1, D] (what scoring needs from the last block)."""
+        residual = x if rows is None else x[torch.arange(x.size(0), device=x.device), rows, None]
+        x = residual + self.dropout(self.attn(self.ln_1(x), rows))
         x = x + self.dropout(self.mlp(self.ln_2(x)))
         return x

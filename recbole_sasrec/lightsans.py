@@ -61,7 +61,7 @@ from torch import nn
 
 from .base import SelfAttentiveRecommender
 from .checks import ConfigError, check_positive_int
-from .layers import Dropout, SequenceEmbedding
+from .layers import Dropout, SequenceEmbedding, causal_mask, select_rows
 
 SCORE_CAP = 30.0
 # Sequences up to this length use the quadratic form (LowRankCausalAttention._dense), longer
@@ -140,10 +140,13 @@ class LowRankCausalAttention(nn.Module):
         pos_q, pos_k = self.pos_qk(p).split(D, dim=-1)
         return q, k, v, pos_q, pos_k, capped_exp(self.phi(pos_k))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, T, D] -> [B, T, D]"""
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]; with rows [B], only the query at position rows[b] of each
+        sequence: [B, 1, D]."""
         if x.size(1) <= DENSE_MAX_LENGTH:
-            return self._forward_dense(x)
+            return self._forward_dense(x, rows)
+        if rows is not None:
+            return self.forward(x)[torch.arange(x.size(0), device=x.device), rows, None]
         q, k, v, pos_q, pos_k, b = self._projections(x)
         item = self._attend(
             q,
@@ -153,21 +156,21 @@ class LowRankCausalAttention(nn.Module):
         pos = self._attend(pos_q, *causal_aggregate(b, pos_k), *causal_aggregate(b, v))
         return self.out(item + pos)
 
-    def _forward_dense(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_dense(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """forward() multiplied out into T x T weights: the same function, faster for short T."""
         B, T, D = x.shape
         q, k, v, pos_q, pos_k, b = self._projections(x)
         w_k, w_v = capped_exp(self.theta_k(k)), capped_exp(self.theta_v(v))
-        _, item = self._dense(self._heads(q), self._heads(k), w_k, w_v)  # [B, h, T, T]
-        _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b)  # [1, h, T, T]
-        y = (item + pos) @ self._heads(v)  # [B, h, T, d]: both parts are linear in the values
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
+        _, item = self._dense(self._heads(q), self._heads(k), w_k, w_v, rows)  # [B, h, T|1, T]
+        _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b, rows)  # [B|1, ...]
+        y = (item + pos) @ self._heads(v)  # [B, h, T|1, d]: both parts are linear in the values
+        return self.out(y.transpose(1, 2).reshape(B, y.size(2), D))
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         """[B|1, T, D] -> [B|1, h, T, d]"""
         return t.view(t.size(0), t.size(1), self.n_heads, -1).transpose(1, 2)
 
-    def _dense(self, q, k, w, u, dropout: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def _dense(self, q, k, w, u, rows=None, dropout=True) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k [B|1, h, T, d]; key and value aggregation weights w, u [B|1, T, k] ->
         each query's probabilities over the k interests [B|1, h, T, k], and the weight
         A [B|1, h, T, T] it effectively puts on each earlier value:
@@ -178,15 +181,21 @@ class LowRankCausalAttention(nn.Module):
 
         This is the prefix-sum aggregation multiplied out: q . Ktilde_tj and sum_j p_tj Vtilde_tj
         are linear in the keys and values. O(T^2 (d + k)) per head instead of O(T k D), and
-        causal for the same reason (entries above the diagonal are exact zeros)."""
-        T, d = q.size(-2), q.size(-1)
-        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-        scores = torch.where(causal, q @ k.transpose(-2, -1), 0.0) @ w.unsqueeze(1)
-        scores = scores / (torch.cumsum(w, dim=1).unsqueeze(1) * math.sqrt(d))  # [B, h, T, k]
+        causal for the same reason (entries above the diagonal are exact zeros).
+
+        With rows [B], only the query t = rows[b] of each sequence: [B, h, 1, k], [B, h, 1, T]."""
+        T, d = k.size(-2), k.size(-1)
+        w_sum, u_sum = torch.cumsum(w, dim=1).unsqueeze(1), torch.cumsum(u, dim=1).unsqueeze(1)
+        visible = causal_mask(T, k.device)  # [T, T]
+        if rows is not None:
+            q, w_sum, u_sum = (select_rows(t, rows) for t in (q, w_sum, u_sum))
+            visible = visible[rows].view(-1, 1, 1, T)  # [B, 1, 1, T]
+        scores = torch.where(visible, q @ k.transpose(-2, -1), 0.0) @ w.unsqueeze(1)
+        scores = scores / (w_sum * math.sqrt(d))  # [B, h, T|1, k]
         probs = scores.softmax(dim=-1)
         dropped = self.dropout(probs) if dropout else probs
-        A = (dropped / torch.cumsum(u, dim=1).unsqueeze(1)) @ u.unsqueeze(1).transpose(-2, -1)
-        return probs, torch.where(causal, A, 0.0)
+        A = (dropped / u_sum) @ u.unsqueeze(1).transpose(-2, -1)  # [B, h, T|1, T]
+        return probs, torch.where(visible, A, 0.0)
 
     @torch.no_grad()
     def attention_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

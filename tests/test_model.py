@@ -150,3 +150,37 @@ def test_explicit_attention_path_equals_sdpa():
     q, k, v = attn._heads(x)
     explicit = attn._causal_softmax(q, k) @ v
     torch.testing.assert_close(explicit, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+
+def test_last_position_shortcut_equals_encoding_every_position(model):
+    """Scoring runs the last block for each sequence's last real position only: the same
+    states, and the same gradients, as encoding every position and picking that one."""
+    seq = random_seq(model, 4, 10, seed=5)
+    lengths = torch.tensor([10, 1, 6, 3])
+    with torch.no_grad():
+        full = model.encode(seq)[torch.arange(4), lengths - 1]  # [4, D]
+        torch.testing.assert_close(model(seq, lengths), full)
+    model.train()  # no dropout in this fixture: training mode computes the same function
+    params = [p for p in model.parameters() if p.requires_grad]
+    probe = torch.randn(full.shape, generator=torch.Generator().manual_seed(6))  # [4, D]
+    shortcut = (model(seq, lengths) * probe).sum()
+    every = (model.encode(seq)[torch.arange(4), lengths - 1] * probe).sum()
+    grads = [torch.autograd.grad(y, params, allow_unused=True) for y in (shortcut, every)]
+    for a, b in zip(*grads, strict=True):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:  # float32 sums in another order: a few ulps apart
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_explicit_attention_rows_equal_the_full_causal_softmax():
+    """One query per sequence (the scoring shortcut) picks rows of the full causal weights."""
+    from recbole_sasrec.layers import CausalSelfAttention, causal_mask, select_rows
+
+    attn = CausalSelfAttention(16, 2, 0.0)
+    q, k, _ = attn._heads(torch.randn(3, 7, 16))
+    rows = torch.tensor([6, 0, 3])
+    full = attn._causal_softmax(q, k)  # [3, h, 7, 7]
+    visible = causal_mask(7, q.device)[rows].view(3, 1, 1, 7)
+    picked = attn._causal_softmax(select_rows(q, rows), k, visible)  # [3, h, 1, 7]
+    torch.testing.assert_close(picked, select_rows(full, rows))
