@@ -67,8 +67,8 @@ SCORE_CAP = 30.0
 # Sequences up to this length use the quadratic form (LowRankCausalAttention._dense), longer
 # ones the linear prefix sums; both compute the same function (tests/test_lightsans.py).
 # `python -m benchmarks.lightsans_forms` (2 CPU threads, 128 sequences, 2026-11-22): a training
-# step at T = 50 took 18.7 ms against 64.3 ms; the forms cross near T = 200 in evaluation and
-# between 350 and 400 in training.
+# step at T = 50 took 19.0 ms against 71.7 ms, at T = 200 162.6 against 189.9; evaluation costs
+# the same at T = 200 (51.8 against 52.0 ms), and training near T = 400.
 DENSE_MAX_LENGTH = 200
 
 
