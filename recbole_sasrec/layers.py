@@ -21,9 +21,11 @@ ACTIVATIONS = {
 }
 
 
-def causal_mask(T: int, device: torch.device) -> torch.Tensor:
-    """[T, T] bool, True where key i <= query t."""
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+def causal_mask(T: int, device: torch.device, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """[T, T] bool, True where key i <= query t; with rows [B], the row of query rows[b] for
+    each sequence, shaped to broadcast over heads: [B, 1, 1, T]."""
+    mask = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    return mask if rows is None else mask[rows].view(-1, 1, 1, T)
 
 
 def select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -32,6 +34,11 @@ def select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     B = rows.size(0)
     picked = t.expand(B, *t.shape[1:])[torch.arange(B, device=rows.device), :, rows]  # [B, h, x]
     return picked.unsqueeze(2)
+
+
+def select_positions(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """x [B, T, D] -> [B, 1, D], position rows[b] of sequence b."""
+    return select_rows(x.unsqueeze(1), rows).squeeze(1)
 
 
 class Dropout(nn.Module):
@@ -119,7 +126,7 @@ class CausalSelfAttention(nn.Module):
         visible = None  # None: the causal mask
         if rows is not None:
             q = select_rows(q, rows)  # [B, h, 1, d]
-            visible = causal_mask(T, x.device)[rows].view(B, 1, 1, T)
+            visible = causal_mask(T, x.device, rows)  # [B, 1, 1, T]
         if self.training and self.attn_dropout.p > 0:
             # SDPA's own dropout draws its mask with bernoulli_; on CPU it computes the same
             # T x T weights as this explicit path, which uses the faster mask.
@@ -176,7 +183,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]; with rows [B], the output at position rows[b] of each
         sequence only, [B, 1, D] (what scoring needs from the last block)."""
-        residual = x if rows is None else x[torch.arange(x.size(0), device=x.device), rows, None]
+        residual = x if rows is None else select_positions(x, rows)
         x = residual + self.dropout(self.attn(self.ln_1(x), rows))
         x = x + self.dropout(self.mlp(self.ln_2(x)))
         return x

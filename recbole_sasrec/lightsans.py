@@ -61,7 +61,7 @@ from torch import nn
 
 from .base import SelfAttentiveRecommender
 from .checks import ConfigError, check_positive_int
-from .layers import Dropout, SequenceEmbedding, causal_mask, select_rows
+from .layers import Dropout, SequenceEmbedding, causal_mask, select_positions, select_rows
 
 SCORE_CAP = 30.0
 # Sequences up to this length use the quadratic form (LowRankCausalAttention._dense), longer
@@ -146,7 +146,7 @@ class LowRankCausalAttention(nn.Module):
         if x.size(1) <= DENSE_MAX_LENGTH:
             return self._forward_dense(x, rows)
         if rows is not None:
-            return self.forward(x)[torch.arange(x.size(0), device=x.device), rows, None]
+            return select_positions(self.forward(x), rows)
         q, k, v, pos_q, pos_k, b = self._projections(x)
         item = self._attend(
             q,
@@ -159,12 +159,18 @@ class LowRankCausalAttention(nn.Module):
     def _forward_dense(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """forward() multiplied out into T x T weights: the same function, faster for short T."""
         B, T, D = x.shape
+        _, item, pos, v = self._dense_parts(x, rows, dropout=True)
+        y = (item + pos) @ v  # [B, h, T|1, d]: both parts are linear in the values
+        return self.out(y.transpose(1, 2).reshape(B, y.size(2), D))
+
+    def _dense_parts(self, x: torch.Tensor, rows: torch.Tensor | None, dropout: bool):
+        """Item-to-interest probabilities [B, h, T|1, k], item-to-item [B, h, T|1, T] and
+        position-to-position [B|1, h, T|1, T] weights, and the values [B, h, T, d]."""
         q, k, v, pos_q, pos_k, b = self._projections(x)
         w_k, w_v = capped_exp(self.theta_k(k)), capped_exp(self.theta_v(v))
-        _, item = self._dense(self._heads(q), self._heads(k), w_k, w_v, rows)  # [B, h, T|1, T]
-        _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b, rows)  # [B|1, ...]
-        y = (item + pos) @ self._heads(v)  # [B, h, T|1, d]: both parts are linear in the values
-        return self.out(y.transpose(1, 2).reshape(B, y.size(2), D))
+        probs, item = self._dense(self._heads(q), self._heads(k), w_k, w_v, rows, dropout)
+        _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b, rows, dropout)
+        return probs, item, pos, self._heads(v)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         """[B|1, T, D] -> [B|1, h, T, d]"""
@@ -186,10 +192,9 @@ class LowRankCausalAttention(nn.Module):
         With rows [B], only the query t = rows[b] of each sequence: [B, h, 1, k], [B, h, 1, T]."""
         T, d = k.size(-2), k.size(-1)
         w_sum, u_sum = torch.cumsum(w, dim=1).unsqueeze(1), torch.cumsum(u, dim=1).unsqueeze(1)
-        visible = causal_mask(T, k.device)  # [T, T]
+        visible = causal_mask(T, k.device, rows)  # [T, T], or [B, 1, 1, T] with rows
         if rows is not None:
             q, w_sum, u_sum = (select_rows(t, rows) for t in (q, w_sum, u_sum))
-            visible = visible[rows].view(-1, 1, 1, T)  # [B, 1, 1, T]
         scores = torch.where(visible, q @ k.transpose(-2, -1), 0.0) @ w.unsqueeze(1)
         scores = scores / (w_sum * math.sqrt(d))  # [B, h, T|1, k]
         probs = scores.softmax(dim=-1)
@@ -206,10 +211,7 @@ class LowRankCausalAttention(nn.Module):
         position-to-position  [B, h, T, T]  the same for the positional part
         The two T x T maps are zero above the diagonal and their rows sum to 1.
         """
-        q, k, v, pos_q, pos_k, b = self._projections(x)
-        w_k, w_v = capped_exp(self.theta_k(k)), capped_exp(self.theta_v(v))
-        probs, item = self._dense(self._heads(q), self._heads(k), w_k, w_v, dropout=False)
-        _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b, dropout=False)
+        probs, item, pos, _ = self._dense_parts(x, None, dropout=False)
         return {
             "item-to-interest": probs,
             "item-to-item": item,
