@@ -122,6 +122,16 @@ def run_one(name: str, dataset: str, config_dict: dict) -> dict:
     }
 
 
+def train_in_subprocess(name: str, dataset: str, flags: list[str], sets: list[str]) -> dict:
+    """``run_one`` in a fresh process (so that its peak memory is its own); exits if it fails."""
+    cmd = [sys.executable, "-m", "benchmarks.compare", "--worker", name, "--dataset", dataset]
+    cmd += flags + (["--set", *sets] if sets else [])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def parse_value(text: str):
     """'32' -> 32, '0.2' -> 0.2, "{'LS': 'valid_and_test'}" -> dict, 'gelu' -> 'gelu'."""
     try:
@@ -259,14 +269,9 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for name in args.models:
-        cmd = [sys.executable, "-m", "benchmarks.compare", "--worker", name]
-        cmd += ["--dataset", args.dataset, "--epochs", str(args.epochs), "--device", args.device]
-        cmd += ["--converge"] * args.converge + ["--ours_converge"] * args.ours_converge
-        cmd += ["--set", *args.set] if args.set else []
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        flags = ["--epochs", str(args.epochs), "--device", args.device]
+        flags += ["--converge"] * args.converge + ["--ours_converge"] * args.ours_converge
+        rows.append(train_in_subprocess(name, args.dataset, flags, args.set))
         r = rows[-1]
         print(
             f"{name}: {r['epochs']} epochs, {r['s_per_epoch']:.2f} s/epoch, "

@@ -40,6 +40,13 @@ def test_precedence_cmd_over_dict_over_file_over_our_yaml(tmp_path, monkeypatch)
     )
 
 
+def test_our_training_defaults_do_not_reach_recbole_models():
+    for name in ("SASRec", "LightSANs"):
+        ours, theirs = Config(name, "ml-100k"), Config(f"RecBole.{name}", "ml-100k")
+        assert (ours["learning_rate"], ours["train_batch_size"]) == (0.004, 128)
+        assert (theirs["learning_rate"], theirs["train_batch_size"]) == (0.001, 2048)  # RecBole's
+
+
 def test_our_yaml_covers_recbole_keys_and_recbole_yaml_is_not_read(tmp_path, monkeypatch):
     import recbole
 
