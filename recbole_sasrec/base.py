@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
+from .allocator import keep_freed_memory
 from .checks import (
     ConfigError,
     check_bool,
@@ -62,6 +63,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.check_config(config)
+        keep_freed_memory()  # glibc: reuse freed step buffers instead of page-faulting (allocator.py)
         self.loss_type = config["loss_type"]
         self.train_all_positions = config["train_all_positions"]
         self.TARGET_SEQ = target_list_field(config)
