@@ -4,9 +4,10 @@ glibc's malloc serves a large allocation with a fresh ``mmap`` and unmaps it on 
 threshold that starts at 128 KiB and adapts up to 32 MiB). A training step allocates and frees the
 same large tensors every step (the [N, n_items] logits of the full softmax and their gradients
 are about 34 MiB each on ml-100k), so every step faults those pages in and the kernel zeroes them
-again. Measured on this project's 2-core machine (2026-11-22, ml-100k, SASRec defaults):
-300k-600k page faults and 0.8-1.5 s of kernel time per training epoch, 3.0-3.5 s an epoch;
-with the settings below, about no page faults and 2.4 s an epoch.
+again. ``python -m benchmarks.page_faults`` (2026-11-22, this project's 2-core machine, ml-100k,
+SASRec defaults): 136k-272k page faults, 0.40-0.60 s of kernel CPU and 2.67-2.86 s per training
+epoch with glibc's defaults; with the settings below, under 100 page faults after the first
+epoch and 2.48-2.53 s.
 
 The price is that memory freed during training stays with the process for reuse (up to its
 peak; the peak itself does not change). ``mallopt`` sets the C allocator of the whole process,
@@ -34,6 +35,8 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    )
+    accepted = [
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    ]
+    return all(accepted)  # mallopt returns 1 on success
