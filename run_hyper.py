@@ -7,15 +7,22 @@
 
 The model is the one the params file is named after (hyper/sasrec.test -> SASRec); --model must
 agree with it. Any other --key=value fixes that configuration key for every trial (e.g.
---epochs=20), as on RecBole's command line; a key the params file tunes cannot also be fixed.
+--epochs=20); a key the params file tunes cannot also be fixed. Options of this command
+(--output_file=..., ...) are taken literally; configuration values are typed as Python literals.
 """
 
 import argparse
+import sys
 
-from recbole_sasrec.hyper import (
+from recbole_sasrec import Config, ConfigError
+from recbole_sasrec.allocator import apply_allocator_setting
+from recbole_sasrec.config import parse_command_line
+from recbole_sasrec.tuning import (
     ALGOS,
     DEFAULT_EARLY_STOP,
     DEFAULT_OUTPUT_FILE,
+    parse_params_file,
+    resolve_model,
     run_hyperopt,
     run_ray,
 )
@@ -57,12 +64,10 @@ if __name__ == "__main__":
     parser.add_argument("--ray_address", default=None, help="Ray: a running cluster, host:port")
     args, unknown = parser.parse_known_args()
 
-    fixed = {}
-    for arg in unknown:
-        key, sep, value = arg.removeprefix("--").partition("=")
-        if not arg.startswith("--") or not sep:
-            parser.error(f"unrecognized argument {arg!r}; give configuration keys as --key=value")
-        fixed[key] = value  # a string: RecBole's Config converts it as its own command line
+    try:
+        fixed = parse_command_line(unknown)  # configuration keys fixed for every trial
+    except ConfigError as error:
+        parser.error(str(error))
     other_tool = RAY_ONLY if args.tool == "Hyperopt" else HYPEROPT_ONLY
     given = [f"--{name}" for name in other_tool if getattr(args, name) is not None]
     if given:
@@ -78,14 +83,28 @@ if __name__ == "__main__":
         output_file=args.output_file,
         display_file=args.display_file,
     )
-    if args.tool == "Hyperopt":
-        early_stop = DEFAULT_EARLY_STOP if args.early_stop is None else args.early_stop
-        run_hyperopt(**common, max_evals=args.max_evals, early_stop=early_stop)
-    else:
-        run_ray(
-            **common,
-            num_samples=args.num_samples,
-            cpus_per_trial=1 if args.cpus_per_trial is None else args.cpus_per_trial,
-            gpus_per_trial=0 if args.gpus_per_trial is None else args.gpus_per_trial,
-            ray_address=args.ray_address,
-        )
+    try:
+        # The process is this command's: the allocator setting the configuration asks for
+        # (keep_freed_memory) is made here, never inside the library's search.
+        tuned = {p.key: p for p in parse_params_file(args.params_file)}
+        for key, value in fixed.items():
+            if key in tuned:  # a trial's own value would replace it without a word
+                raise ConfigError(
+                    f"--{key}={value} would be fixed for every trial, but {args.params_file} "
+                    f"tunes {key!r} ({tuned[key].where}); allowed: one of the two"
+                )
+        model = resolve_model(args.params_file, args.model)
+        apply_allocator_setting(Config(model, args.dataset, common["config_file_list"], fixed))
+        if args.tool == "Hyperopt":
+            early_stop = DEFAULT_EARLY_STOP if args.early_stop is None else args.early_stop
+            run_hyperopt(**common, max_evals=args.max_evals, early_stop=early_stop)
+        else:
+            run_ray(
+                **common,
+                num_samples=args.num_samples,
+                cpus_per_trial=1 if args.cpus_per_trial is None else args.cpus_per_trial,
+                gpus_per_trial=0 if args.gpus_per_trial is None else args.gpus_per_trial,
+                ray_address=args.ray_address,
+            )
+    except ConfigError as error:
+        sys.exit(f"error: {error}")

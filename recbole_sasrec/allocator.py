@@ -2,17 +2,16 @@
 
 glibc's malloc serves a large allocation with a fresh ``mmap`` and unmaps it on free (above a
 threshold that starts at 128 KiB and adapts up to 32 MiB). A training step allocates and frees the
-same large tensors every step (the [N, n_items] logits of the full softmax and their gradients
-are about 34 MiB each on ml-100k), so every step faults those pages in and the kernel zeroes them
-again. ``python -m benchmarks.page_faults`` (2026-11-22, this project's 2-core machine, ml-100k,
-SASRec defaults): 136k-272k page faults, 0.40-0.60 s of kernel CPU and 2.67-2.86 s per training
-epoch with glibc's defaults; with the settings below, under 100 page faults after the first
-epoch and 2.48-2.53 s.
+same large tensors every step (the logits of a full softmax and their gradients, tens of MiB
+each), so every step faults those pages in and the kernel zeroes them again. Raising the two
+thresholds makes freed memory stay with the process for reuse, up to its peak (the peak itself
+does not change). ``python -m benchmarks.page_faults`` measures epoch time, kernel time and page
+faults with and without it (results: docs/results.md).
 
-The price is that memory freed during training stays with the process for reuse (up to its
-peak; the peak itself does not change). ``mallopt`` sets the C allocator of the whole process,
-once; our models call ``keep_freed_memory`` when they are built. Elsewhere than glibc (macOS,
-musl) it does nothing.
+``mallopt`` sets the C allocator of the whole process, so a library call never makes it: the
+configuration key ``keep_freed_memory`` asks for it, and only the code that owns the process
+applies it (``run_recbole`` and the command lines, and each Ray Tune trial in its worker).
+Elsewhere than glibc (macOS, musl) it does nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +19,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+from collections.abc import Mapping
+from typing import Any
 
+KEY = "keep_freed_memory"
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 256 * 2**20  # allocations below this come from the heap, not a fresh mmap
@@ -40,3 +42,11 @@ def keep_freed_memory() -> bool:
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD),
     ]
     return all(accepted)  # mallopt returns 1 on success
+
+
+def apply_allocator_setting(config: Mapping[str, Any] | Any) -> bool:
+    """``keep_freed_memory()`` when the configuration's ``keep_freed_memory`` key is True (a
+    RecBole ``Config`` or a dict; a model without the key leaves the allocator alone)."""
+    if KEY in config and config[KEY] is True:
+        return keep_freed_memory()
+    return False

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
-from .allocator import keep_freed_memory
 from .checks import (
     ConfigError,
     check_bool,
@@ -26,8 +25,17 @@ from .checks import (
 )
 from .data import AllPositionDataset, target_list_field
 from .layers import ACTIVATIONS, Block, SequenceEmbedding
-
-LOSSES = ("CE", "BPR", "BCE")
+from .losses import (
+    LOSSES,
+    NEGATIVE_SAMPLERS,
+    PAIRWISE,
+    SAMPLED,
+    cross_entropy,
+    gbce,
+    log_expected_count,
+    sampled_softmax,
+    uniform_log_q,
+)
 
 
 def properties_dir() -> Path:
@@ -41,7 +49,7 @@ def properties_dir() -> Path:
 
 class SelfAttentiveRecommender(SequentialRecommender):
     """Base class: item embedding shared between input and output (paper eq. 6), a stack of
-    pre-LN ``Block``s, a final LayerNorm, and three losses.
+    pre-LN ``Block``s, a final LayerNorm, and the losses of ``losses.py``.
 
     Training (``calculate_loss``):
       * ``train_all_positions: True`` (default): a batch row is a window of a user's history
@@ -49,13 +57,12 @@ class SelfAttentiveRecommender(SequentialRecommender):
       * ``train_all_positions: False``: RecBole's per-prefix rows; the loss reads the last
         position only, exactly as RecBole's SASRec.
 
-    Losses, with r = <h_t, M_j> the score of item j at position t:
-      * CE: softmax cross-entropy over all items (RecBole's default; Klenitskiy & Vasilev 2023).
-      * BPR: -log sigmoid(r_pos - r_neg), one sampled negative.
-      * BCE: -log sigmoid(r_pos) - log(1 - sigmoid(r_neg)), one sampled negative (the paper).
-    With all-position training the negatives are drawn here, uniformly over items and never equal
-    to the position's target (as the paper's code does); with last-position training they come
-    from RecBole's sampler (``train_neg_sample_args``).
+    Losses (``loss_type``, see ``losses.py``): CE over all items; BPR and BCE with one negative
+    per target; SSM (sampled softmax) with ``loss_negatives`` negatives shared by the batch, and
+    gBCE with ``loss_negatives`` uniform negatives per target. BPR/BCE negatives: with all-position training drawn here, uniformly over items and
+    never equal to the position's target (as the paper's code does); with last-position
+    training from RecBole's sampler (``train_neg_sample_args``). SSM/gBCE negatives are always
+    drawn here (``negative_sampler``).
     """
 
     dataset_class = AllPositionDataset
@@ -63,8 +70,11 @@ class SelfAttentiveRecommender(SequentialRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.check_config(config)
-        keep_freed_memory()  # glibc: reuse freed step buffers instead of page-faulting (allocator.py)
         self.loss_type = config["loss_type"]
+        self.loss_negatives = config["loss_negatives"]
+        self.negative_sampler = config["negative_sampler"]
+        self.gbce_t = config["gbce_t"]
+        self.ce_max_logits = config["ce_max_logits"]
         self.train_all_positions = config["train_all_positions"]
         self.TARGET_SEQ = target_list_field(config)
         self.initializer_range = config["initializer_range"]
@@ -86,6 +96,14 @@ class SelfAttentiveRecommender(SequentialRecommender):
         self.apply(self._init_weights)
         with torch.no_grad():
             self.embedding.item.weight[0].zero_()  # the pad item: never trained, scores 0
+        # Training popularity of each item (pad 0 excluded), for popularity and in-batch
+        # negatives and their log-Q correction; rebuilt from the data, not saved.
+        counts = torch.zeros(self.n_items)
+        if self.loss_type in SAMPLED and self.negative_sampler != "uniform":
+            for item, count in dataset.item_counter.items():
+                counts[int(item)] = count
+            counts[0] = 0
+        self.register_buffer("item_probability", counts / counts.sum().clamp(min=1), False)
 
     # ---- configuration -------------------------------------------------------------------
     @classmethod
@@ -100,6 +118,18 @@ class SelfAttentiveRecommender(SequentialRecommender):
     def check_config(cls, config: Any) -> None:
         """Raise ``ConfigError`` for any value this model cannot train with."""
         check_choice(config, "loss_type", LOSSES)
+        check_choice(config, "negative_sampler", NEGATIVE_SAMPLERS)
+        check_positive_int(config, "loss_negatives")
+        check_positive_int(config, "ce_max_logits")
+        t = config["gbce_t"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
+            raise ConfigError(f"gbce_t={t!r} must be a number in [0, 1] (gSASRec's calibration)")
+        if config["loss_type"] == "gBCE" and config["negative_sampler"] != "uniform":
+            raise ConfigError(
+                f"negative_sampler={config['negative_sampler']!r} cannot be used with "
+                f"loss_type='gBCE', whose calibration assumes uniform negatives; allowed: "
+                f"'uniform', or loss_type='SSM'"
+            )
         check_choice(config, "hidden_act", ACTIVATIONS)
         for key in ("hidden_size", "inner_size", "n_layers", "n_heads", "MAX_ITEM_LIST_LENGTH"):
             check_positive_int(config, key)
@@ -115,6 +145,21 @@ class SelfAttentiveRecommender(SequentialRecommender):
         check_positive(config, "layer_norm_eps")
         check_positive(config, "initializer_range")
         check_bool(config, "train_all_positions")
+        check_choice(config, "train_batching", ("length", "random"))
+        check_bool(config, "keep_freed_memory")
+        L, C = config["MAX_ITEM_LIST_LENGTH"], config["window_context"]
+        if isinstance(C, bool) or not isinstance(C, int) or not 0 <= C < L:
+            raise ConfigError(
+                f"window_context={C!r} must be an integer in 0..{L - 1} "
+                f"(below MAX_ITEM_LIST_LENGTH={L}); 0: windows do not overlap"
+            )
+        if config["train_all_positions"] and config["benchmark_filename"]:
+            raise ConfigError(
+                f"benchmark_filename={config['benchmark_filename']!r} (pre-split, pre-augmented "
+                f"files) cannot be used with train_all_positions=True, which splits and windows "
+                f"the interaction file itself; allowed: benchmark_filename=None, or "
+                f"train_all_positions=False"
+            )
 
     # ---- architecture (what subclasses change) -------------------------------------------
     def make_embedding(self, config) -> nn.Module:
@@ -178,23 +223,37 @@ class SelfAttentiveRecommender(SequentialRecommender):
             is_target = targets > 0
             h = hidden[is_target]  # [N, D]: only positions with a target reach the output layer
             pos = targets[is_target]  # [N]
-            neg = None if self.loss_type == "CE" else self.sample_negatives(pos)
+            neg = self.sample_negatives(pos) if self.loss_type in PAIRWISE else None
         else:
             h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
             pos = interaction[self.POS_ITEM_ID]  # [B]
-            neg = None if self.loss_type == "CE" else interaction[self.NEG_ITEM_ID]
+            neg = interaction[self.NEG_ITEM_ID] if self.loss_type in PAIRWISE else None
         return self.loss(h, pos, neg)
 
     def loss(self, h: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> torch.Tensor:
-        """h [N, D] states, pos [N] target items, neg [N] negatives (None for CE) -> scalar."""
+        """h [N, D] states, pos [N] target items, neg [N] one negative each (BPR, BCE; else
+        None) -> scalar. Embeddings are looked up with ``F.embedding``, whose backward adds
+        gradients in a fixed order (indexing ``weight[pos]`` adds them in a thread-dependent
+        order on CPU, so runs with the same seed drifted apart)."""
         items = self.embedding.item.weight  # [n_items, D], shared with the input (paper eq. 6)
         if self.loss_type == "CE":
-            return F.cross_entropy(h @ items.T, pos)  # logits [N, n_items]
-        pos_score = (h * items[pos]).sum(-1)  # [N]
-        neg_score = (h * items[neg]).sum(-1)  # [N]
-        if self.loss_type == "BPR":
-            return -F.logsigmoid(pos_score - neg_score).mean()
-        return -(F.logsigmoid(pos_score) + F.logsigmoid(-neg_score)).mean()  # BCE
+            return cross_entropy(h, items, pos, self.ce_max_logits)
+        pos_emb = F.embedding(pos, items)  # [N, D]
+        if self.loss_type in PAIRWISE:
+            pos_score = (h * pos_emb).sum(-1)  # [N]
+            neg_score = (h * F.embedding(neg, items)).sum(-1)  # [N]
+            if self.loss_type == "BPR":
+                return -F.logsigmoid(pos_score - neg_score).mean()
+            return -(F.logsigmoid(pos_score) + F.logsigmoid(-neg_score)).mean()  # BCE
+        if self.loss_type == "gBCE":  # k uniform negatives per target, as gSASRec draws them
+            neg = torch.randint(
+                1, self.n_items, (pos.numel(), self.loss_negatives), device=pos.device
+            )
+            neg_emb = F.embedding(neg, items)  # [N, k, D]
+            return gbce(h, pos_emb, neg_emb, pos, neg, self.n_items, self.gbce_t)
+        neg, log_q_pos, log_q_neg = self.shared_negatives(pos)
+        neg_emb = F.embedding(neg, items)  # [k, D]
+        return sampled_softmax(h, pos_emb, neg_emb, pos, neg, log_q_pos, log_q_neg)
 
     def sample_negatives(self, pos: torch.Tensor) -> torch.Tensor:
         """One uniform negative per target, from items 1..n_items-1, never the target: [N]."""
@@ -205,11 +264,35 @@ class SelfAttentiveRecommender(SequentialRecommender):
             clash = neg == pos
         return neg
 
+    def shared_negatives(self, pos: torch.Tensor):
+        """k = ``loss_negatives`` negatives for the whole batch, by ``negative_sampler``, with
+        log(k Q) of the targets [N] and of the negatives [k] for the log-Q correction."""
+        k, device = self.loss_negatives, pos.device
+        if self.negative_sampler == "uniform":
+            neg = torch.randint(1, self.n_items, (k,), device=device)
+            log_q = uniform_log_q(self.n_items, k)
+            return (
+                neg,
+                torch.full(pos.shape, log_q, device=device),
+                torch.full((k,), log_q, device=device),
+            )
+        if self.negative_sampler == "popularity":
+            neg = torch.multinomial(self.item_probability, k, replacement=True)
+        else:  # in_batch: the batch's own targets, each draw in proportion to its frequency
+            neg = pos[torch.randint(0, pos.numel(), (k,), device=device)]
+        q = self.item_probability
+        return neg, log_expected_count(q[pos], k), log_expected_count(q[neg], k)
+
     # ---- scoring -------------------------------------------------------------------------
     def predict(self, interaction) -> torch.Tensor:
         """Score of ``interaction[ITEM_ID]`` for each sequence: [B]."""
         h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
         return (h * self.embedding.item(interaction[self.ITEM_ID])).sum(-1)
+
+    def score_candidates(self, interaction, candidates: torch.Tensor) -> torch.Tensor:
+        """Scores of candidates [B, C] (item ids) for each sequence, from one encoding: [B, C]."""
+        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
+        return torch.einsum("bd,bcd->bc", h, self.embedding.item(candidates))
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
         """Scores of every item for each sequence: [B, n_items]."""

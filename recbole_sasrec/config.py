@@ -11,17 +11,24 @@ RecBole's internal defaults (overall, dataset, sequential quick-start files).
 
 from __future__ import annotations
 
+import ast
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import recbole
 import recbole.config
 import recbole.utils
+import torch
+import yaml
+from recbole.model.abstract_recommender import AbstractRecommender
 from recbole.utils import InputType, ModelType
 
 from .base import SelfAttentiveRecommender
 from .checks import ConfigError
+from .keys import EXTRA_KEYS, check_keys, is_ours, yaml_keys
 from .lightsans import LightSANs
+from .losses import PAIRWISE, SAMPLED
 from .sasrec import SASRec
 
 MODELS: dict[str, type[SelfAttentiveRecommender]] = {"SASRec": SASRec, "LightSANs": LightSANs}
@@ -34,7 +41,17 @@ def get_model(name: str | type) -> type:
     ``"RecBole.<Name>"`` always means RecBole's built-in model of that name.
     """
     if isinstance(name, type):
+        if not issubclass(name, AbstractRecommender):
+            raise ConfigError(
+                f"model={name!r} is a class but not a RecBole recommender; allowed: a subclass "
+                f"of recbole.model.abstract_recommender.AbstractRecommender, or a model name"
+            )
         return name
+    if not isinstance(name, str) or not name:
+        raise ConfigError(
+            f"model={name!r} is neither a model name nor a model class; allowed: "
+            f"{', '.join(MODELS)}, a RecBole model name such as GRU4Rec, or a model class"
+        )
     if name in MODELS:
         return MODELS[name]
     builtin = name.removeprefix(BUILTIN_PREFIX)
@@ -61,18 +78,129 @@ def has_recbole_dataset_file(dataset: str) -> bool:
     return os.path.isfile(path)
 
 
-def is_ours(model_class: type) -> bool:
-    return issubclass(model_class, SelfAttentiveRecommender)
+def parse_value(text: str) -> Any:
+    """A command-line value as RecBole types it, without running it: a Python literal
+    (``32``, ``0.2``, ``[10, 20]``, ``{'mode': 'uni100'}``, ``None``), ``true``/``false`` in
+    any case, else the text itself (RecBole ``eval``s the text, so ``--output=int.result``
+    raised AttributeError and ``--x=__import__(...)`` ran)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        lowered = text.lower()
+        return True if lowered == "true" else False if lowered == "false" else text
+
+
+def parse_command_line(args: Sequence[str]) -> dict[str, Any]:
+    """``--key=value`` arguments -> {key: value}; ``ConfigError`` for any other argument, and for
+    a key given twice with different values."""
+    parsed: dict[str, Any] = {}
+    for arg in args:
+        key, sep, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or not sep or not key:
+            raise ConfigError(
+                f"command line argument {arg!r} is not of the form --key=value; allowed: "
+                f"--key=value with no spaces around '=' (e.g. --n_layers=3)"
+            )
+        value = parse_value(value)
+        if key in parsed and parsed[key] != value:
+            raise ConfigError(f"--{key} is given twice, as {parsed[key]!r} and {value!r}")
+        parsed[key] = value
+    return parsed
 
 
 class Config(recbole.config.Config):
     """RecBole's ``Config`` with this package's model resolution, property files and checks.
 
-    Also fills in the negative sampler RecBole's defaults get wrong for sequential models: with
-    ``loss_type: CE`` and no ``train_neg_sample_args`` given, it is None (RecBole would raise);
-    BPR/BCE keep RecBole's default of one uniform negative.
+    ``Config(model, dataset, config_file_list, config_dict, command_line=())``: the arguments
+    and priorities of RecBole's ``Config``, except that the command line is what the caller
+    passes in ``command_line`` (``--key=value`` strings; the entry points pass theirs), never
+    ``sys.argv``: a library call does not read the process's arguments.
+
+    Also, before anything is loaded:
+      * every key given (files, ``config_dict``, command line) must be one the model or RecBole
+        reads (``keys.check_keys``: a misspelled key names the closest known one), or be
+        listed in ``extra_keys``;
+      * values are typed without ``eval`` (``parse_value``); a config file that does not exist
+        or is not YAML is named with its line;
+      * the device is chosen without setting ``CUDA_VISIBLE_DEVICES`` for the process.
+
+    And it fills in the negative sampler RecBole's defaults get wrong for sequential models:
+    with ``loss_type: CE`` and no ``train_neg_sample_args`` given, it is None (RecBole would
+    raise); BPR/BCE keep RecBole's default of one uniform negative.
     """
 
+    def __init__(
+        self,
+        model: str | type | None = None,
+        dataset: str | None = None,
+        config_file_list: list[str] | None = None,
+        config_dict: dict[str, Any] | None = None,
+        *,
+        command_line: Sequence[str] = (),
+    ):
+        self._command_line = list(command_line)
+        self._key_sources: dict[str, str] = {}
+        super().__init__(model, dataset, config_file_list, config_dict)
+
+    # ---- where keys come from --------------------------------------------------------------
+    def _convert_config_dict(self, config_dict):
+        return {
+            key: parse_value(value) if isinstance(value, str) else value
+            for key, value in config_dict.items()
+        }
+
+    def _load_config_files(self, file_list):
+        merged: dict[str, Any] = {}
+        for file in file_list or []:
+            if not os.path.isfile(file):
+                raise ConfigError(f"config file {file!r} does not exist")
+            with open(file, encoding="utf-8") as f:
+                try:
+                    loaded = yaml.load(f.read(), Loader=self.yaml_loader)
+                except yaml.YAMLError as error:
+                    mark = getattr(error, "problem_mark", None)
+                    where = f", line {mark.line + 1}" if mark is not None else ""
+                    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+                    raise ConfigError(
+                        f"config file {file!r}{where}: not valid YAML ({problem}); allowed: "
+                        f"one 'key: value' per line"
+                    ) from None
+            if loaded is None:
+                continue
+            if not isinstance(loaded, dict):
+                raise ConfigError(
+                    f"config file {file!r} holds a {type(loaded).__name__}, not 'key: value' lines"
+                )
+            merged.update(loaded)
+            self._key_sources.update({key: f"config file {file!r}: key {key!r}" for key in loaded})
+        return merged
+
+    def _load_variable_config_dict(self, config_dict):
+        if config_dict is not None and not isinstance(config_dict, dict):
+            raise ConfigError(f"config_dict={config_dict!r} must be a dict of keys and values")
+        self._key_sources.update({key: f"config_dict key {key!r}" for key in config_dict or {}})
+        return super()._load_variable_config_dict(config_dict)
+
+    def _load_cmd_line(self):
+        parsed = parse_command_line(self._command_line)
+        self._key_sources.update({key: f"command line --{key}" for key in parsed})
+        return parsed
+
+    def _check_keys(self, model_class: type, dataset: str) -> None:
+        extra = self.external_config_dict.get(EXTRA_KEYS) or []
+        if isinstance(extra, str):
+            extra = [extra]
+        if not isinstance(extra, list) or not all(isinstance(k, str) for k in extra):
+            raise ConfigError(f"{EXTRA_KEYS}={extra!r} must be a list of key names")
+        dataset_file = os.path.join(recbole.__path__[0], "properties", "dataset", f"{dataset}.yaml")
+        check_keys(
+            self.external_config_dict,
+            model_class,
+            where=lambda key: self._key_sources.get(key, repr(key)),
+            extra=[*extra, *yaml_keys(dataset_file)],
+        )
+
+    # ---- model, files, defaults -----------------------------------------------------------
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
             if "model" not in self.external_config_dict:
@@ -85,6 +213,9 @@ class Config(recbole.config.Config):
             if "dataset" not in self.external_config_dict:
                 raise ConfigError("dataset is not set; give dataset='ml-100k' or a data set name")
             dataset = self.external_config_dict["dataset"]
+        if not isinstance(dataset, str) or not dataset:
+            raise ConfigError(f"dataset={dataset!r} must be the name of a data set, e.g. 'ml-100k'")
+        self._check_keys(model_class, dataset)
         return model_name(model_class), model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):
@@ -113,7 +244,7 @@ class Config(recbole.config.Config):
         final, external = self.final_config_dict, self.external_config_dict
         loss_type = final.get("loss_type")
         if self.model_class.type == ModelType.SEQUENTIAL:
-            if "train_neg_sample_args" not in external and loss_type == "CE":
+            if "train_neg_sample_args" not in external and loss_type in ("CE", *SAMPLED):
                 final["train_neg_sample_args"] = None
             if "load_col" not in external and not has_recbole_dataset_file(self.dataset):
                 # RecBole's default for data sets it does not ship loads user and item ids only,
@@ -124,20 +255,46 @@ class Config(recbole.config.Config):
             self.model_class.check_config(final)
             self._check_negative_sampling(final, loss_type)
         super()._set_default_parameters()
-        if is_ours(self.model_class) and loss_type in ("BPR", "BCE"):
+        if is_ours(self.model_class) and loss_type in PAIRWISE:
             # RecBole knows BPR only; both need (positive, negative) pairs from the loader.
             final["MODEL_INPUT_TYPE"] = InputType.PAIRWISE
+
+    def _init_device(self):
+        """RecBole's device choice without its side effect: RecBole sets the process's
+        ``CUDA_VISIBLE_DEVICES`` to ``gpu_id`` and uses ``cuda``; this uses ``cuda:<gpu_id>``
+        (the same GPU) and leaves the environment alone. CPU when ``gpu_id`` is empty,
+        ``use_gpu`` is False or CUDA is absent."""
+        final = self.final_config_dict
+        gpu_id = final.get("gpu_id")
+        if isinstance(gpu_id, (tuple, list)):
+            gpu_id = ",".join(map(str, gpu_id))
+        final["gpu_id"] = gpu_id = "" if gpu_id is None else str(gpu_id)
+        try:
+            ids = [int(g) for g in gpu_id.split(",") if g.strip()]
+        except ValueError:
+            raise ConfigError(
+                f"gpu_id={gpu_id!r} is not a GPU index or a comma-separated list of them; "
+                f"allowed: e.g. '0', '0,1', or '' for CPU"
+            ) from None
+        cuda = bool(ids) and final.get("use_gpu") is not False and torch.cuda.is_available()
+        if "local_rank" in final:  # recbole.quick_start.run's distributed set-up
+            super()._init_device()
+            return
+        final["single_spec"] = True
+        final["local_rank"] = 0
+        final["device"] = torch.device("cuda", ids[0]) if cuda else torch.device("cpu")
 
     @staticmethod
     def _check_negative_sampling(final: dict[str, Any], loss_type: str) -> None:
         args = final.get("train_neg_sample_args")
         distribution = args.get("distribution") if isinstance(args, dict) else args
         sampling = distribution not in (None, "none", "None")
-        if loss_type == "CE":
+        if loss_type not in PAIRWISE:
             if sampling:
                 raise ConfigError(
-                    f"train_neg_sample_args={args!r} cannot be used with loss_type='CE' (it scores "
-                    f"every item); allowed: train_neg_sample_args=None, or loss_type BPR/BCE"
+                    f"train_neg_sample_args={args!r} cannot be used with loss_type={loss_type!r} "
+                    f"(CE scores every item; SSM and gBCE draw loss_negatives themselves); "
+                    f"allowed: train_neg_sample_args=None, or loss_type BPR/BCE"
                 )
             return
         if not sampling:

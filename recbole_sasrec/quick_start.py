@@ -8,18 +8,19 @@ trainers whose checkpoints load on torch >= 2.6.
 from __future__ import annotations
 
 import os
-import sys
-from logging import getLogger
+from collections.abc import Sequence
 from typing import Any
 
 import recbole.data
 import torch
-from recbole.data import data_preparation
 from recbole.data.transform import construct_transform
-from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
+from recbole.utils import get_environment, get_flops, init_seed, set_color
 
+from .allocator import apply_allocator_setting
 from .checks import ConfigError
 from .config import Config, get_model
+from .dataloader import data_preparation
+from .logs import run_logging
 from .trainer import get_trainer, load_checkpoint
 
 
@@ -62,20 +63,36 @@ def run_recbole(
     config_dict: dict[str, Any] | None = None,
     saved: bool = True,
     queue=None,
+    *,
+    command_line: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train and test ``model`` on ``dataset``, as ``recbole.quick_start.run_recbole``.
 
-    Returns ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``
-    (RecBole's keys) and ``model_file``, the best checkpoint (None when ``saved`` is False).
+    ``command_line``: ``--key=value`` strings with the command line's top priority (``run.py``
+    passes its own; ``sys.argv`` is never read here). The run logs as RecBole's does (a file
+    under ``./log/`` and the console) and leaves the caller's logging as it was; with
+    ``keep_freed_memory: True`` (our models' default) it sets the process's allocator
+    (``allocator.py``). Returns ``best_valid_score``, ``valid_score_bigger``,
+    ``best_valid_result``, ``test_result`` (RecBole's keys) and ``model_file``, the best
+    checkpoint (None when ``saved`` is False).
     """
     config = Config(
-        model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
+        model=model,
+        dataset=dataset,
+        config_file_list=config_file_list,
+        config_dict=config_dict,
+        command_line=command_line,
     )
-    init_logger(config)
-    logger = getLogger()
-    logger.info(sys.argv)
-    logger.info(config)
+    apply_allocator_setting(config)
+    with run_logging(config) as logger:
+        result = _train_and_test(config, saved, logger)
+    if queue is not None:
+        queue.put(result)
+    return result
 
+
+def _train_and_test(config: Config, saved: bool, logger) -> dict[str, Any]:
+    logger.info(config)
     dataset, train_data, valid_data, test_data, model = prepare(config)
     logger.info(dataset)
     logger.info(model)
@@ -95,16 +112,13 @@ def run_recbole(
     )
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
-    result = {
+    return {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "model_file": trainer.saved_model_file if saved else None,
     }
-    if queue is not None:
-        queue.put(result)
-    return result
 
 
 def _checkpoint_and_config(model_file: str) -> tuple[dict, Config]:
@@ -148,7 +162,6 @@ def load_data_and_model(model_file: str):
     valid_data, test_data)``, the model with its trained weights, on CPU when CUDA is absent."""
     checkpoint, config = _checkpoint_and_config(model_file)
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     model = _restore(checkpoint, config, train_data._dataset)

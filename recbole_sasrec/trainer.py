@@ -1,4 +1,5 @@
-"""RecBole's trainers, able to read their own checkpoints on torch >= 2.6.
+"""RecBole's trainers, able to read their own checkpoints on torch >= 2.6, and scoring sampled
+evaluation from one encoding per sequence for our models.
 
 torch 2.6 made ``torch.load(weights_only=True)`` the default, and RecBole's checkpoints pickle the
 ``Config``: ``Trainer.evaluate(load_best_model=True)`` and ``Trainer.resume_checkpoint`` raise
@@ -12,8 +13,11 @@ from typing import Any
 
 import recbole.utils
 import torch
+from recbole.utils import EvaluatorType
 
-from .config import BUILTIN_PREFIX
+from .config import BUILTIN_PREFIX, get_model
+from .dataloader import CANDIDATES, candidate_labelled_scores, candidate_scores_matrix
+from .keys import is_ours
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
@@ -51,8 +55,35 @@ class CheckpointLoadingMixin:
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
 
+class CandidateScoringMixin:
+    """Sampled evaluation from ``CandidateEvalDataLoader``: each sample's candidates scored from
+    one encoding of its sequence (``model.score_candidates``), into the matrix (or, for value
+    metrics, the rows) RecBole's evaluator reads from its own loader."""
+
+    def _neg_sample_batch_eval(self, batched_data):
+        interaction = batched_data[0]
+        if CANDIDATES not in interaction:
+            return super()._neg_sample_batch_eval(batched_data)
+        data = interaction.to(self.device)
+        scores = self.model.score_candidates(data, data[CANDIDATES])  # [rows, 1 + N]
+        _, _, positive_u, positive_i = batched_data
+        if self.config["eval_type"] == EvaluatorType.VALUE:
+            labelled, flat = candidate_labelled_scores(
+                (data, None, positive_u, positive_i), scores, self.config["LABEL_FIELD"]
+            )
+            return labelled, flat, positive_u, positive_i
+        matrix = candidate_scores_matrix(
+            (data, None, positive_u, positive_i), scores, self.tot_item_num
+        )
+        return interaction, matrix, positive_u, positive_i
+
+
 @functools.cache
 def get_trainer(model_type, model_name: str) -> type:
-    """RecBole's trainer class for the model, with checkpoint loading that works on torch >= 2.6."""
+    """RecBole's trainer class for the model, with checkpoint loading that works on torch >= 2.6
+    (and, for our models, sampled evaluation from one encoding per sequence)."""
     base = recbole.utils.get_trainer(model_type, model_name.removeprefix(BUILTIN_PREFIX))
-    return type(base.__name__, (CheckpointLoadingMixin, base), {"__module__": __name__})
+    mixins = (CheckpointLoadingMixin,)
+    if is_ours(get_model(model_name)):
+        mixins = (CandidateScoringMixin, *mixins)
+    return type(base.__name__, (*mixins, base), {"__module__": __name__})

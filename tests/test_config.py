@@ -34,10 +34,16 @@ def test_precedence_cmd_over_dict_over_file_over_our_yaml(tmp_path, monkeypatch)
     assert Config("SASRec", "ml-100k", [str(file)])["train_batch_size"] == 64
     config = Config("SASRec", "ml-100k", [str(file)], {"train_batch_size": 32})
     assert (config["train_batch_size"], config["hidden_size"]) == (32, 32)
-    monkeypatch.setattr(sys, "argv", ["run.py", "--train_batch_size=16"])
+    cmd = ["--train_batch_size=16"]
     assert (
-        Config("SASRec", "ml-100k", [str(file)], {"train_batch_size": 32})["train_batch_size"] == 16
+        Config("SASRec", "ml-100k", [str(file)], {"train_batch_size": 32}, command_line=cmd)[
+            "train_batch_size"
+        ]
+        == 16
     )
+    # the command line is what the caller passes: a library call never reads sys.argv
+    monkeypatch.setattr(sys, "argv", ["my_script.py", "--train_batch_size=16", "--data=x"])
+    assert Config("SASRec", "ml-100k", [str(file)])["train_batch_size"] == 64
 
 
 def test_our_training_defaults_do_not_reach_recbole_models():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from conftest import build
@@ -52,3 +53,99 @@ def test_last_position_mode_is_recbole_per_prefix(tiny):
     rows = train._dataset.inter_feat
     assert net.TARGET_SEQ not in rows
     assert (rows[net.ITEM_SEQ_LEN] >= 1).all()
+
+
+# ---- preparation without per-prefix rows equals RecBole's --------------------------------------
+def write_featured_dataset(root, name="feat"):
+    """Users with 1 to 30 interactions (ties in time included), a float rating, user features
+    (float age, token gender) and item features (token_seq genres, float price)."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    folder = root / name
+    folder.mkdir(parents=True)
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    for u in range(1, 41):
+        n = [1, 2, 3, 4][u - 1] if u <= 4 else int(rng.integers(5, 31))
+        stamps = np.sort(rng.integers(0, 12, n))  # few distinct stamps: ties in time
+        for stamp in stamps:
+            lines.append(f"u{u}\ti{rng.integers(1, 25)}\t{rng.integers(1, 6)}\t{stamp}")
+    (folder / f"{name}.inter").write_text("\n".join(lines) + "\n")
+    users = ["user_id:token\tage:float\tgender:token"]
+    users += [f"u{u}\t{20 + u % 30}\t{'MF'[u % 2]}" for u in range(1, 41)]
+    (folder / f"{name}.user").write_text("\n".join(users) + "\n")
+    items = ["item_id:token\tgenre:token_seq\tprice:float"]
+    items += [f"i{i}\tg{i % 3} g{i % 5}\t{i * 1.5}" for i in range(1, 25)]
+    (folder / f"{name}.item").write_text("\n".join(items) + "\n")
+    return root
+
+
+def assert_interactions_equal(ours, theirs, where):
+    assert set(ours.interaction) == set(theirs.interaction), where
+    for field in theirs.interaction:
+        a, b = ours[field], theirs[field]
+        assert a.dtype == b.dtype and a.shape == b.shape, (where, field)
+        assert torch.equal(a, b), (where, field)
+
+
+SPLITS = [
+    {"split": {"LS": "valid_and_test"}},
+    {"split": {"LS": "test_only"}},
+    {"split": {"LS": "valid_only"}},
+    {"split": {"RS": [0.8, 0.1, 0.1]}, "group_by": "user"},
+    {"split": {"RS": [0.6, 0.2, 0.2]}, "group_by": "none"},
+    {"split": {"TS": [0.8, 0.1, 0.1]}},
+]
+
+
+def prepared(name: str, cfg: dict, all_positions: bool):
+    """Our dataset (all positions) or RecBole's own SequentialDataset, built."""
+    from recbole.data.dataset import SequentialDataset
+
+    from recbole_sasrec import Config
+    from recbole_sasrec.quick_start import create_dataset
+
+    config = Config("SASRec", name, config_dict=dict(cfg, train_all_positions=all_positions))
+    dataset = create_dataset(config) if all_positions else SequentialDataset(config)
+    return dataset, dataset.build()
+
+
+@pytest.mark.parametrize("eval_args", SPLITS, ids=lambda e: str(e["split"]))
+@pytest.mark.parametrize("max_len", [3, 50])
+def test_valid_and_test_rows_are_recbole_s_field_by_field(tmp_path, eval_args, max_len):
+    root = write_featured_dataset(tmp_path)
+    cfg = {"data_path": str(root), "MAX_ITEM_LIST_LENGTH": max_len, "eval_args": eval_args}
+    cfg["unused_col"] = {"inter": ["rating"]}  # dropped after the lists are built, as RecBole
+    ours, (train, valid, test) = prepared("feat", cfg, True)
+    ref, (ref_train, ref_valid, ref_test) = prepared("feat", cfg, False)
+    for part, mine, theirs in (("valid", valid, ref_valid), ("test", test, ref_test)):
+        assert_interactions_equal(mine.inter_feat, theirs.inter_feat, part)
+        n = len(theirs)
+        if n:  # with the user and item features the loaders attach (Dataset.join)
+            rows = np.arange(n)
+            assert_interactions_equal(mine[rows], theirs[rows], part + " joined")
+    assert "rating_list" in valid.inter_feat and "rating" not in valid.inter_feat
+    # the samplers' view of the data set: RecBole's samples, in RecBole's order
+    for field in (ref.uid_field, ref.iid_field, ref.time_field):
+        assert torch.equal(ours.inter_feat[field], ref.inter_feat[field])
+    some = np.array([0, 7, len(ref) - 1])  # get_flops reads dataset[[1]]: built on demand
+    assert_interactions_equal(ours[some], ref[some], "data set rows")
+    assert ours.field2seqlen == ref.field2seqlen | {"next_item_id_list": max_len}
+    # every training target of RecBole's split exactly once among our windows
+    targets = train.inter_feat["next_item_id_list"]
+    users = train.inter_feat["user_id"].unsqueeze(1).expand_as(targets)[targets > 0]
+    ours_pairs = Counter(zip(users.tolist(), targets[targets > 0].tolist(), strict=True))
+    assert ours_pairs == pairs(ref_train.inter_feat, "user_id", ref_train.inter_feat["item_id"])
+    assert train.item_counter == ref_train.item_counter  # counted per target, not per window
+
+
+@pytest.mark.parametrize("mode", ["valid_and_test", "test_only"])
+def test_ml100k_valid_and_test_rows_are_recbole_s(mode):
+    cfg = {"eval_args": {"split": {"LS": mode}}}
+    ours, (_, valid, test) = prepared("ml-100k", cfg, True)
+    ref, (_, ref_valid, ref_test) = prepared("ml-100k", cfg, False)
+    assert_interactions_equal(valid.inter_feat, ref_valid.inter_feat, "valid")
+    assert_interactions_equal(test.inter_feat, ref_test.inter_feat, "test")
+    rows = np.arange(len(ref_test))
+    assert_interactions_equal(test[rows], ref_test[rows], "test joined")  # ml-100k's features
+    assert torch.equal(ours.inter_feat["item_id"], ref.inter_feat["item_id"])

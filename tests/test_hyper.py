@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import math
 import os
 import queue
@@ -21,7 +23,8 @@ import ray
 import yaml
 
 from recbole_sasrec import ConfigError
-from recbole_sasrec.hyper import (
+from recbole_sasrec.trainer import load_checkpoint
+from recbole_sasrec.tuning import (
     ExhaustiveSearch,
     load_search_space,
     objective_function,
@@ -30,7 +33,6 @@ from recbole_sasrec.hyper import (
     run_hyperopt,
     run_ray,
 )
-from recbole_sasrec.trainer import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = {"learning_rate": [0.01, 0.001], "n_layers": [1, 2]}  # 4 trials
@@ -221,10 +223,6 @@ def test_errors_before_any_training(tiny, tmp_path, space, monkeypatch):
         run_hyperopt(space, dataset="cycle", config_dict=dict(tiny, epoch=1))
     with pytest.raises(ConfigError, match="algo='grid' is not supported"):
         run_hyperopt(space, dataset="cycle", config_dict=tiny, algo="grid")
-    # RecBole's Config would let the command line override every trial's tuned value
-    monkeypatch.setattr(sys, "argv", ["run_hyper.py", "--n_layers=3"])
-    with pytest.raises(ConfigError, match="--n_layers=3 on the command line would override"):
-        run_hyperopt(space, dataset="cycle", config_dict=tiny)
     assert not (tmp_path / "log").exists()  # no trial started
 
 
@@ -244,6 +242,14 @@ def test_command_line_refuses_before_training(tmp_path):
         ]
     )
     assert out.returncode == 2 and "--max_evals cannot be used with --tool=Ray" in out.stderr
+    # a key the file tunes, fixed on the command line, would be replaced by every trial's value
+    space = write(tmp_path / "lightsans.test", "n_layers choice [1, 2]\n")
+    out = run(
+        [sys.executable, str(REPO / "run_hyper.py"), f"--params_file={space}", "--n_layers=3"]
+    )
+    assert out.returncode == 1
+    assert "--n_layers=3 would be fixed for every trial" in out.stderr
+    assert not (tmp_path / "log").exists()  # no trial started
 
 
 def test_command_line_tunes_the_file_s_model(tiny, space, tmp_path):
@@ -307,6 +313,32 @@ def test_hyperopt_exhaustive_search_on_tiny_data(tiny, space, tmp_path):
     assert all(t.status == "completed" for t in result.trials)
     assert_search_result(result, output, n_trials=4)
     assert "SASRec tuning process" in plot.read_text()
+
+
+def test_a_search_leaves_the_caller_s_process_as_it_was(tiny, space, tmp_path, monkeypatch):
+    root = logging.getLogger()
+    mine = io.StringIO()
+    handler = logging.StreamHandler(mine)
+    root.addHandler(handler)
+    monkeypatch.setattr(root, "level", logging.ERROR)
+    # a caller's own arguments: neither read as configuration nor refused as unknown keys
+    monkeypatch.setattr(sys, "argv", ["my_script.py", "--n_layers=3", "--not_a_key=1"])
+    import torch._dynamo  # noqa: F401  torch's optimisers import it once per process, which sets
+
+    # TORCHINDUCTOR_CACHE_DIR: torch's own doing, so done before the snapshot
+    before = (root.handlers[:], root.level, sys.stdout, sys.stderr, dict(os.environ))
+    try:
+        result = run_hyperopt(
+            space, dataset="cycle", config_dict=dict(tiny, epochs=1), max_evals=2, output_file=None
+        )
+        after = (root.handlers[:], root.level, sys.stdout, sys.stderr, dict(os.environ))
+    finally:
+        root.removeHandler(handler)
+    assert after == before
+    assert {t.params["n_layers"] for t in result.trials} <= set(GRID["n_layers"])
+    assert mine.getvalue() == ""  # the trials logged to their own files, not to the caller's
+    logs = list((tmp_path / "log" / "SASRec").glob("*.log"))
+    assert len(logs) == len(result.trials)  # one file of its own per trial
 
 
 @pytest.mark.parametrize("algo", ["random", "bayes"])

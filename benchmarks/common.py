@@ -1,0 +1,125 @@
+"""What the benchmark scripts share: the machine line, memory readings, ml-100k subsets, a timed
+trainer, workers in fresh processes, and mean +- spread over seeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from recbole_sasrec.config import parse_value
+
+INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+
+
+def machine() -> str:
+    """'2 cores, AMD EPYC ..., torch 2.13.0+cpu, 2 threads' (and the GPU, if one is used)."""
+    cpu = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (
+        f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads{gpu}"
+    )
+
+
+def rss_mib() -> float:
+    """Resident memory of this process now, MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def parse_sets(items: list[str]) -> dict:
+    """['hidden_size=32', 'loss_type=BCE'] -> {'hidden_size': 32, 'loss_type': 'BCE'}."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"--set {item!r}: expected KEY=VALUE")
+        pairs[key] = parse_value(value)
+    return pairs
+
+
+def ml100k_rows() -> list[list[str]]:
+    """ml-100k's interactions as shipped in the recbole wheel: [user, item, rating, timestamp]."""
+    import recbole
+
+    source = Path(recbole.__path__[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
+    return [line.split("\t") for line in source.read_text().splitlines()[1:]]
+
+
+def write_first_users(root: Path, users: int) -> str:
+    """ml-100k restricted to its first ``users`` user ids (1..users), every interaction kept."""
+    name = f"ml-100k-first{users}"
+    (root / name).mkdir(parents=True, exist_ok=True)
+    with open(root / name / f"{name}.inter", "w") as f:
+        f.write(INTER_HEADER)
+        for user, item, _, stamp in ml100k_rows():
+            if int(user) <= users:
+                f.write(f"{user}\t{item}\t{stamp}\n")
+    return name
+
+
+def timed_trainer(base: type) -> type:
+    """The model's trainer, recording how long each training and evaluation pass takes and the
+    valid metrics after each (with the wall-clock seconds since ``started``)."""
+
+    class Timed(base):
+        def __init__(self, config, model):
+            super().__init__(config, model)
+            self.train_seconds, self.eval_seconds, self.curve = [], [], []
+            self.started = time.perf_counter()
+
+        def _train_epoch(self, *args, **kwargs):
+            start = time.perf_counter()
+            loss = super()._train_epoch(*args, **kwargs)
+            self.train_seconds.append(time.perf_counter() - start)
+            return loss
+
+        def _valid_epoch(self, *args, **kwargs):
+            start = time.perf_counter()
+            score, result = super()._valid_epoch(*args, **kwargs)
+            now = time.perf_counter()
+            self.eval_seconds.append(now - start)
+            self.curve.append((now - self.started, dict(result)))
+            return score, result
+
+    return Timed
+
+
+def run_worker(module: str, args: list[str]) -> dict:
+    """``python -m <module> <args>`` in a fresh process (its peak memory its own); the JSON on
+    its last line of output. Exits with the worker's error if it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        sys.exit(f"{module} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mean_sd(values: list[float], digits: int = 4) -> str:
+    """'0.0561 +- 0.0021 (3)': mean, sample standard deviation and count ('0.0561 (1)' alone)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (1)"
+    return f"{statistics.mean(values):.{digits}f} +- {statistics.stdev(values):.{digits}f} ({len(values)})"

@@ -1,0 +1,154 @@
+"""Synthetic interaction logs with the shapes real logs have, as RecBole atomic files.
+
+Real logs are long-tailed: most users have a handful of actions and a few have hundreds, and a
+few items take most of the actions. A benchmark on users of uniform length hides what padding
+and large catalogues cost, so every benchmark here draws from one of these shapes:
+
+* ``amazon``: the Amazon-review logs most SASRec papers use (e.g. 31k users, 23.7k items, 287k
+  actions; median user 6 actions, 1% of users 50 or more, the longest in the hundreds): user
+  lengths log-normal with median 6 and sigma 0.95, at least 5 (the usual 5-core);
+* ``ml20m``: MovieLens-20M (138k users, 27k items, 20M ratings; at least 20 ratings a user, mean
+  about 140): user lengths log-normal with median 70 and sigma 1.0, at least 20.
+
+Items are drawn from a Zipf-like popularity (probability of the r-th most popular item
+proportional to r^-0.9), the item ids shuffled so that an id says nothing about popularity.
+Timestamps increase within a user; users start at random times.
+
+    python -m benchmarks.synthetic --shape amazon --users 31000 --items 20000 --out data
+    python -m benchmarks.synthetic --shape ml20m --interactions 4000000 --out data
+
+writes ``<out>/<name>/<name>.inter`` and prints the name and the shape actually drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+
+
+@dataclass(frozen=True)
+class Shape:
+    median: float  # median actions per user (before the minimum is applied)
+    sigma: float  # log-normal spread of actions per user
+    min_len: int
+    items: int
+    zipf: float = 0.9
+
+
+SHAPES = {
+    "amazon": Shape(median=6, sigma=0.95, min_len=5, items=20_000),
+    "ml20m": Shape(median=70, sigma=1.0, min_len=20, items=27_000),
+}
+
+
+def user_lengths(shape: Shape, rng: np.random.Generator, users: int) -> np.ndarray:
+    drawn = np.round(rng.lognormal(np.log(shape.median), shape.sigma, users))
+    return np.maximum(shape.min_len, drawn).astype(np.int64)
+
+
+def draw_log(
+    shape: Shape,
+    users: int | None = None,
+    interactions: int | None = None,
+    items: int | None = None,
+    seed: int = 2020,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user, item, timestamp) arrays, users 1..U and items 1..I as ints, grouped by user in
+    time order. Give ``users``, or ``interactions`` (users are drawn until the log has them;
+    the last user is cut to fit)."""
+    rng = np.random.default_rng(seed)
+    if users is not None:
+        lengths = user_lengths(shape, rng, users)
+    else:
+        mean = np.mean(user_lengths(shape, np.random.default_rng(seed + 1), 100_000))
+        lengths = user_lengths(shape, rng, int(interactions / mean * 1.2) + 10)
+        cut = int(np.searchsorted(np.cumsum(lengths), interactions))
+        lengths = lengths[: cut + 1].copy()
+        lengths[-1] -= int(lengths.sum()) - interactions
+        lengths = lengths[lengths > 0]
+    n_items = items or shape.items
+    popularity = np.arange(1, n_items + 1, dtype=np.float64) ** -shape.zipf
+    popularity /= popularity.sum()
+    ids = rng.permutation(n_items) + 1  # rank -> item id
+    n = int(lengths.sum())
+    item = ids[rng.choice(n_items, size=n, p=popularity)]
+    user = np.repeat(np.arange(1, len(lengths) + 1), lengths)
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    starts = rng.integers(0, 10**8, len(lengths))
+    stamp = np.repeat(starts, lengths) + (np.arange(n) - offsets) * 60
+    return user, item, stamp
+
+
+def write_atomic_file(root: Path, name: str, user, item, stamp) -> Path:
+    """``<root>/<name>/<name>.inter`` in RecBole's atomic format, written in chunks."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.inter"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        f.write(HEADER)
+        step = 1_000_000
+        for lo in range(0, len(user), step):
+            block = np.stack([user[lo : lo + step], item[lo : lo + step], stamp[lo : lo + step]])
+            f.write("\n".join("\t".join(map(str, row)) for row in block.T.tolist()) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def describe(user: np.ndarray, item: np.ndarray) -> str:
+    lengths = np.bincount(user)[1:]
+    lengths = lengths[lengths > 0]
+    return (
+        f"{len(lengths)} users, {len(np.unique(item))} items, {len(user)} interactions; "
+        f"actions per user: median {np.median(lengths):.0f}, mean {lengths.mean():.1f}, "
+        f"{100 * np.mean(lengths >= 50):.1f}% with 50 or more, longest {lengths.max()}"
+    )
+
+
+def dataset_name(shape: str, users=None, interactions=None, items=None, seed=2020) -> str:
+    size = f"{users}u" if users is not None else f"{interactions}i"
+    return f"{shape}_{size}" + (f"_{items}items" if items else "") + f"_s{seed}"
+
+
+def make(
+    root: Path,
+    shape: str,
+    users: int | None = None,
+    interactions: int | None = None,
+    items: int | None = None,
+    seed: int = 2020,
+) -> str:
+    """Write the log (unless a file of that name exists) and return its data set name."""
+    name = dataset_name(shape, users, interactions, items, seed)
+    if not (root / name / f"{name}.inter").is_file():
+        user, item, stamp = draw_log(SHAPES[shape], users, interactions, items, seed)
+        write_atomic_file(root, name, user, item, stamp)
+    return name
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="amazon")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--users", type=int)
+    size.add_argument("--interactions", type=int)
+    parser.add_argument("--items", type=int, default=None, help="catalogue size")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--out", default="dataset")
+    args = parser.parse_args(argv)
+    name = dataset_name(args.shape, args.users, args.interactions, args.items, args.seed)
+    user, item, stamp = draw_log(
+        SHAPES[args.shape], args.users, args.interactions, args.items, args.seed
+    )
+    path = write_atomic_file(Path(args.out), name, user, item, stamp)
+    print(f"{path}: {describe(user, item)}")
+    print(f"train with: run_recbole('SASRec', '{name}', config_dict={{'data_path': '{args.out}'}})")
+
+
+if __name__ == "__main__":
+    main()

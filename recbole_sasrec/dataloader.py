@@ -1,0 +1,299 @@
+"""RecBole's data loaders, fitted to our models: training batches with little padding, and
+sampled evaluation that encodes each sequence once.
+
+Training (``train_all_positions: True``). A batch is trimmed to its longest window, so a random
+batch of a long-tailed log costs what its longest member costs: nearly every batch of 128
+windows holds one near MAX_ITEM_LIST_LENGTH (L), and most of the positions it encodes are
+padding. With ``train_batching: length`` (the default) the windows are shuffled, then sorted by
+length (a stable sort: windows of one length stay in random order), and cut into batches of up
+to ``train_batch_size x L`` positions each: many short windows or few long ones, every batch
+about as full as a batch of ``train_batch_size`` full windows, and of one length but where two
+lengths meet. The batches' order is shuffled again. Every window is in exactly one batch per
+epoch, and the same seed gives the same batches. (Sorting within chunks of the epoch instead,
+for more varied batches, left several times the padding on a long-tailed log;
+``tests/test_batching.py`` bounds what this one leaves.)
+``train_batching: random`` is RecBole's: ``train_batch_size`` windows drawn at random.
+
+Sampled evaluation (``eval_args`` mode ``uni<N>``/``pop<N>``). RecBole's
+``NegSampleEvalDataLoader`` repeats each sample once per candidate (1 positive + N negatives)
+and the trainer calls ``model.predict`` on all of them: the same sequence is encoded N + 1
+times. ``CandidateEvalDataLoader`` draws the same negatives (RecBole's sampler, called user by
+user in RecBole's order) but returns each sample once with its candidates, and the trainer
+scores the candidates from one encoding (``trainer.CandidateScoringMixin``); the scores land in the
+same matrix RecBole's evaluator reads, so the metrics are RecBole's.
+
+Several processes (``torch.distributed``): every process builds the same batches and takes its
+rows of each (``WindowBatchSampler``), so that each window is trained exactly once per epoch
+across processes.
+"""
+
+from __future__ import annotations
+
+from logging import getLogger
+
+import numpy as np
+import recbole.data
+import torch
+from recbole.data.dataloader import FullSortEvalDataLoader, NegSampleEvalDataLoader, TrainDataLoader
+from recbole.data.interaction import Interaction, cat_interactions
+from recbole.data.transform import construct_transform
+from recbole.data.utils import create_samplers, load_split_dataloaders, save_split_dataloaders
+from recbole.utils import EvaluatorType, ModelType, set_color
+
+from .keys import is_ours
+
+BATCHINGS = ("length", "random")
+CANDIDATES = "candidate_item_id"  # [rows, 1 + N]: the positive item, then the N negatives
+
+
+class WindowBatchSampler(torch.utils.data.Sampler):
+    """The batches of one epoch of training windows (lists of row indices).
+
+    ``lengths`` [R]: each window's real length. ``batching``: ``random`` (RecBole's: consecutive
+    runs of ``batch_size`` in a random permutation) or ``length`` (see the module docstring).
+    ``world``/``rank``: the share of one of several processes. Every process draws the same
+    batches from the same seed and takes rows ``rank::world`` of each, so a step of ``world``
+    processes trains on one batch of the single-process run (a batch with fewer rows than
+    processes is merged into the one before it); each window is trained once per epoch.
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        max_len: int,
+        batching: str,
+        generator: torch.Generator,
+        world: int = 1,
+        rank: int = 0,
+    ):
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.max_len, self.batching = batch_size, max_len, batching
+        self.generator, self.world, self.rank = generator, world, rank
+
+    def epoch_batches(self) -> list[np.ndarray]:
+        """Every batch of the next epoch, for all processes (draws from the generator)."""
+        n = len(self.lengths)
+        order = torch.randperm(n, generator=self.generator).numpy()
+        if self.batching == "random":
+            # torch's RandomSampler draws a second permutation for the remainder (n % n rows);
+            # drawn and dropped here too, so this reproduces RecBole's loader batch for batch.
+            torch.randperm(n, generator=self.generator)
+            batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        else:
+            budget = self.batch_size * self.max_len  # positions per batch
+            order = order[np.argsort(-self.lengths[order], kind="stable")]  # longest first
+            batches = _cut_by_budget(order, self.lengths[order], budget)
+            shuffle = torch.randperm(len(batches), generator=self.generator).numpy()
+            batches = [batches[i] for i in shuffle]
+        return _merge_small(batches, self.world)
+
+    def __iter__(self):
+        for batch in self.epoch_batches():
+            yield batch[self.rank :: self.world].tolist()
+
+    def __len__(self) -> int:
+        if self.batching == "random" and self.world == 1:
+            return -(-len(self.lengths) // self.batch_size)
+        # data-dependent: count without drawing from the real generator
+        state = self.generator.get_state()
+        try:
+            return len(self.epoch_batches())
+        finally:
+            self.generator.set_state(state)
+
+
+def _cut_by_budget(rows: np.ndarray, lengths: np.ndarray, budget: int) -> list[np.ndarray]:
+    """Consecutive batches of rows sorted longest first, each with rows x its longest (first)
+    length <= budget (at least one row per batch)."""
+    batches, i, n = [], 0, len(rows)
+    while i < n:
+        size = max(1, budget // max(1, int(lengths[i])))
+        batches.append(rows[i : i + size])
+        i += size
+    return batches
+
+
+def _merge_small(batches: list[np.ndarray], world: int) -> list[np.ndarray]:
+    """Merge each batch with fewer than ``world`` rows into the batch before it (after it, for
+    the first), so that every process gets at least one row of every batch."""
+    if world == 1:
+        return batches
+    merged: list[np.ndarray] = []
+    for batch in batches:
+        if merged and (len(batch) < world or len(merged[-1]) < world):
+            merged[-1] = np.concatenate([merged[-1], batch])
+        else:
+            merged.append(batch)
+    if sum(map(len, merged)) and len(merged[-1]) < world:
+        raise ValueError(f"{sum(map(len, merged))} training windows cannot be shared by {world}")
+    return merged
+
+
+class WindowTrainDataLoader(TrainDataLoader):
+    """RecBole's ``TrainDataLoader`` over training windows, its batches from a
+    ``WindowBatchSampler`` (``train_batching``); RecBole's negative sampling and transforms
+    apply unchanged."""
+
+    def __init__(self, config, dataset, sampler, shuffle=True):
+        self.logger = getLogger()
+        self._set_neg_sample_args(
+            config, dataset, config["MODEL_INPUT_TYPE"], config["train_neg_sample_args"]
+        )
+        self.sample_size = len(dataset)
+        # AbstractDataLoader.__init__, with a batch sampler in place of RecBole's index sampler
+        self.shuffle, self.config, self._dataset, self._sampler = shuffle, config, dataset, sampler
+        self._batch_size = self.step = self.model = None
+        self._init_batch_size_and_step()
+        self.generator = torch.Generator()
+        self.generator.manual_seed(config["seed"])
+        self.transform = construct_transform(config)
+        self.is_sequential = True
+        world = 1 if config["single_spec"] else config["world_size"]
+        rank = 0 if config["single_spec"] else config["local_rank"] + (config["offset"] or 0)
+        lengths = dataset.inter_feat[dataset.item_list_length_field].numpy()
+        self.batches = WindowBatchSampler(
+            lengths,
+            self.step,
+            config["MAX_ITEM_LIST_LENGTH"],
+            config["train_batching"] if shuffle else "random",
+            self.generator,
+            world,
+            rank,
+        )
+        torch.utils.data.DataLoader.__init__(
+            self,
+            dataset=list(range(self.sample_size)),
+            batch_sampler=self.batches,
+            collate_fn=self.collate_fn,
+            num_workers=config["worker"],
+            generator=self.generator,
+        )
+
+
+class CandidateEvalDataLoader(NegSampleEvalDataLoader):
+    """RecBole's sampled evaluation (``uni<N>``, ``pop<N>``) with each sample once: a batch is
+    ``(rows, None, positive_u, positive_i)`` where ``rows`` holds every sample of the batch's
+    users once and ``rows[CANDIDATES]`` [rows, 1 + N] its positive item and the N negatives
+    RecBole's sampler draws for it (the same calls, in the same order, as RecBole's loader)."""
+
+    def collate_fn(self, index):
+        uid_list = self.uid_list[np.array(index)]
+        parts, positive_u, candidates = [], [], []
+        for idx, uid in enumerate(uid_list):
+            rows = self._dataset[self.uid2index[uid]]  # this user's samples, joined
+            items = rows[self.iid_field]
+            k = len(items)
+            negatives = self._sampler.sample_by_user_ids(
+                rows[self.uid_field].numpy(), items.numpy(), self.neg_sample_num
+            )  # [N * k]: negative j of row r at j * k + r
+            candidates.append(torch.cat([items.unsqueeze(1), negatives.view(-1, k).T], dim=1))
+            parts.append(rows)
+            positive_u.append(torch.full((k,), idx, dtype=torch.int64))
+        data = cat_interactions(parts)
+        data.update(Interaction({CANDIDATES: torch.cat(candidates)}))
+        positive_u = torch.cat(positive_u)
+        return data, None, positive_u, data[self.iid_field]
+
+
+def candidate_scores_matrix(batch, scores: torch.Tensor, n_items: int) -> torch.Tensor:
+    """RecBole's [users, n_items] matrix for one ``CandidateEvalDataLoader`` batch: -inf, and
+    each candidate's score written in the order RecBole's trainer writes it (user by user; within
+    a user, the positives of all its samples, then each round of negatives), so that a repeated
+    candidate keeps the score RecBole would keep. ``scores`` [rows, 1 + N]."""
+    data, _, positive_u, _ = batch
+    candidates = data[CANDIDATES]  # [rows, 1 + N]
+    users = int(positive_u[-1]) + 1
+    starts = torch.searchsorted(positive_u, torch.arange(users))
+    ends = torch.searchsorted(positive_u, torch.arange(users), right=True)
+    row_of, item_of, value_of = [], [], []
+    for u in range(users):  # a user's rows are contiguous; RecBole's order is j-major inside
+        s, e = int(starts[u]), int(ends[u])
+        row_of.append(torch.full(((e - s) * candidates.size(1),), u, dtype=torch.int64))
+        item_of.append(candidates[s:e].T.reshape(-1))
+        value_of.append(scores[s:e].T.reshape(-1))
+    matrix = torch.full((users, n_items), -np.inf, device=scores.device)
+    matrix[torch.cat(row_of), torch.cat(item_of).to(scores.device)] = torch.cat(value_of)
+    return matrix
+
+
+def candidate_labelled_scores(batch, scores: torch.Tensor, label_field: str):
+    """For value metrics (AUC, LogLoss): RecBole's scored rows, one per (sample, candidate), in
+    RecBole's order, as ``(Interaction with the labels, scores [rows])``."""
+    _, _, positive_u, _ = batch
+    values, labels = [], []
+    for u in range(int(positive_u[-1]) + 1):
+        rows = torch.nonzero(positive_u == u).view(-1)
+        block = scores[rows].T.reshape(-1)  # j-major: the positives, then each negative round
+        label = torch.zeros(len(block))
+        label[: len(rows)] = 1.0
+        values.append(block)
+        labels.append(label)
+    return Interaction({label_field: torch.cat(labels)}), torch.cat(values)
+
+
+def _sampled(config, phase: str) -> bool:
+    args = config[f"{phase}_neg_sample_args"]
+    return args["distribution"] != "none" and args["sample_num"] != "none"
+
+
+def data_preparation(config, dataset):
+    """RecBole's ``data_preparation``, with our loaders for our models: training windows batched
+    by ``train_batching``, and sampled evaluation that encodes each sequence once. Other
+    models get RecBole's own."""
+    if not is_ours(recbole_model_class(config)):
+        return recbole.data.data_preparation(config, dataset)
+    dataloaders = load_split_dataloaders(config)
+    if dataloaders is not None:
+        dataset._change_feat_format()
+        return dataloaders
+    built = dataset.build()
+    train_dataset, valid_dataset, test_dataset = built
+    train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
+    if config["train_all_positions"]:
+        train_loader = WindowTrainDataLoader
+    else:
+        train_loader = TrainDataLoader
+    train = train_loader(config, train_dataset, train_sampler, shuffle=config["shuffle"])
+    loaders = [train]
+    for phase, part, sampler in (
+        ("valid", valid_dataset, valid_sampler),
+        ("test", test_dataset, test_sampler),
+    ):
+        if not _sampled(config, phase):
+            loaders.append(FullSortEvalDataLoader(config, part, sampler, shuffle=False))
+        elif config["transform"] is None and config["eval_type"] in (
+            EvaluatorType.RANKING,
+            EvaluatorType.VALUE,
+        ):
+            loaders.append(CandidateEvalDataLoader(config, part, sampler, shuffle=False))
+        else:
+            loaders.append(NegSampleEvalDataLoader(config, part, sampler, shuffle=False))
+    if config["save_dataloaders"]:
+        save_split_dataloaders(config, dataloaders=tuple(loaders))
+    getLogger().info(
+        set_color("[Training]: ", "pink")
+        + set_color("train_batch_size", "cyan")
+        + f" = [{config['train_batch_size']}], "
+        + set_color("train_batching", "cyan")
+        + f" = [{config['train_batching'] if config['train_all_positions'] else 'random'}]"
+    )
+    return tuple(loaders)
+
+
+def recbole_model_class(config) -> type:
+    from .config import get_model
+
+    return get_model(config["model"])
+
+
+__all__ = [
+    "BATCHINGS",
+    "CANDIDATES",
+    "CandidateEvalDataLoader",
+    "ModelType",
+    "WindowBatchSampler",
+    "WindowTrainDataLoader",
+    "candidate_scores_matrix",
+    "data_preparation",
+]
