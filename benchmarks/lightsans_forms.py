@@ -22,7 +22,7 @@ import torch
 from recbole_sasrec import lightsans
 from recbole_sasrec.lightsans import LowRankCausalAttention
 
-from .compare import machine
+from .common import machine
 
 
 def median_ms(step, repeats: int) -> float:

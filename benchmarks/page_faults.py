@@ -17,7 +17,7 @@ import sys
 import time
 from datetime import date
 
-from .compare import machine
+from .common import machine
 
 
 def worker(model: str, dataset: str, epochs: int, keep: bool) -> list[dict]:
@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", choices=["keep", "glibc"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        sys.argv = sys.argv[:1]  # RecBole reads sys.argv as configuration
         rows = worker(args.model, args.dataset, args.epochs, args.worker == "keep")
         print(json.dumps(rows))
         return

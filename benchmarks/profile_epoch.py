@@ -21,7 +21,7 @@ from recbole_sasrec import Config
 from recbole_sasrec.quick_start import prepare
 from recbole_sasrec.trainer import get_trainer
 
-from .compare import machine, parse_value
+from .common import machine, parse_value
 
 
 def profile(name: str, dataset: str, config_dict: dict, max_batches: int | None) -> dict:
@@ -74,7 +74,6 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.set:
         key, value = item.split("=", 1)
         config_dict[key] = parse_value(value)
-    sys.argv = sys.argv[:1]
     rows = [profile(m, args.dataset, config_dict, args.max_batches) for m in args.models]
     keys = ["load+collate", "forward+loss", "backward", "optimiser", "evaluation"]
     print(f"Measured {date.today()} on {machine()}.\nCommand: {command}\n")

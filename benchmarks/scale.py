@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .compare import machine, rss_mib
+from .common import machine, rss_mib
 
 MODEL_SETTINGS = {"hidden_size": 64, "n_layers": 2, "n_heads": 2, "k_interests": 5}
 

@@ -1,27 +1,29 @@
 """Early-stopped runs of one model over a grid of settings and seeds: the table the defaults of
 ``properties/*.yaml`` are chosen from (by valid NDCG@10, never by test).
 
-    python -m benchmarks.sweep --users 300 --grid learning_rate=0.001,0.002,0.004 --seeds 2020 1 2
-    python -m benchmarks.sweep --grid learning_rate=0.001,0.002,0.004 --seeds 2020 1
-    python -m benchmarks.sweep --model LightSANs --grid learning_rate=0.001,0.004 train_batch_size=64,128
+    python -m benchmarks.sweep --grid learning_rate=0.001,0.002,0.004 --seeds 2020 1 2
+    python -m benchmarks.sweep --users 300 --grid learning_rate=0.001,0.004 --seeds 2020 1 2
+    python -m benchmarks.sweep --model LightSANs --grid window_context=0,12,25 --set epochs=100
 
-Each run is one ``benchmarks.compare --converge`` worker (its own process, one at a time): the
-model's defaults, the grid point, the seed, trained until RecBole's early stopping fires (10
-evaluations without a better valid NDCG@10). Prints a markdown table, one row per grid point:
-best valid NDCG@10 and test NDCG@10 of each seed, their means, epochs and seconds.
+Each run is one ``benchmarks.compare`` worker (its own process, one at a time): the model's
+defaults, the grid point, the seed, trained until RecBole's early stopping fires. Prints a
+markdown table, one row per grid point, every metric as mean +- sample standard deviation over
+the seeds: best valid NDCG@10, test NDCG@10 / Hit@10 / MRR@10 (full ranking), uni100 NDCG@10,
+epochs, seconds per epoch and seconds to stop. Runs are appended to ``--record`` as they finish
+and reused when the same command runs again.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
+import json
 import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
-from .compare import machine, train_in_subprocess, write_first_users
+from .common import machine, mean_sd, run_worker, write_first_users
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -39,45 +41,71 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="SASRec")
     parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--data_path", default=None, help="for a data set of your own")
     parser.add_argument("--users", type=int, help="ml-100k's first USERS users only")
     parser.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2,...")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[2020])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 1, 2])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed keys")
+    parser.add_argument("--record", default=None, help="JSON lines file of finished runs")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
 
     grid = parse_grid(args.grid)
     sets = list(args.set)
+    if args.data_path:
+        sets.append(f"data_path={args.data_path}")
     if args.users:
-        root = Path(tempfile.mkdtemp(prefix="sweep-"))
+        root = Path(tempfile.gettempdir()) / "recbole_sasrec_compare"
         args.dataset = write_first_users(root, args.users)
         sets.append(f"data_path={root}")
+    record = Path(args.record) if args.record else None
+    done = {}
+    if record is not None and record.exists():
+        for line in record.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["point"], r["seed"])] = r
 
-    seeds = " / ".join(str(s) for s in args.seeds)
-    lines = [
-        f"| {' | '.join(grid)} | best valid NDCG@10 (seed {seeds}) | mean | "
-        f"test NDCG@10 (seed {seeds}) | mean | epochs | s to stop |",
-        "| " + " | ".join(["---"] * len(grid)) + " | --- | ---: | --- | ---: | --- | --- |",
-    ]
+    rows = []
     for point in itertools.product(*grid.values()):
+        point_sets = [f"{k}={v}" for k, v in zip(grid, point, strict=True)]
         runs = []
         for seed in args.seeds:
-            point_sets = [f"{k}={v}" for k, v in zip(grid, point, strict=True)]
-            r = train_in_subprocess(
-                args.model, args.dataset, ["--converge"], sets + point_sets + [f"seed={seed}"]
+            key = (" ".join(point_sets), seed)
+            if key not in done:
+                flags = ["--converge", "--dataset", args.dataset, "--set", *sets, *point_sets]
+                r = run_worker("benchmarks.compare", flags + ["--worker", args.model, str(seed)])
+                r["point"] = key[0]
+                done[key] = r
+                if record is not None:
+                    with open(record, "a") as f:
+                        f.write(json.dumps(r) + "\n")
+            r = done[key]
+            print(
+                f"{key[0]} seed={seed}: valid {r['best_valid']['ndcg@10']:.4f}, "
+                f"test {r['test']['ndcg@10']:.4f}, {r['epochs']} epochs",
+                flush=True,
             )
-            valid, test = max(n for _, n in r["curve"]), r["test"]["ndcg@10"]
-            print(f"{' '.join(point_sets)} seed={seed}: valid {valid:.4f}, test {test:.4f}")
-            runs.append((valid, test, r["epochs"], r["fit_seconds"]))
-        valid, test, epochs, seconds = zip(*runs, strict=True)
-        lines.append(
-            f"| {' | '.join(point)} | {' / '.join(f'{v:.4f}' for v in valid)} | "
-            f"{statistics.mean(valid):.4f} | {' / '.join(f'{t:.4f}' for t in test)} | "
-            f"{statistics.mean(test):.4f} | {' / '.join(map(str, epochs))} | "
-            f"{' / '.join(f'{s:.0f}' for s in seconds)} |"
-        )
+            runs.append(r)
+        rows.append((point, runs))
+
+    lines = [
+        f"| {' | '.join(grid)} | best valid NDCG@10 | test NDCG@10 | test Hit@10 | test MRR@10 "
+        f"| uni100 NDCG@10 | epochs | s / epoch | s to stop |",
+        "| " + " | ".join(["---"] * len(grid)) + " |" + " ---: |" * 8,
+    ]
+    for point, runs in rows:
+        cells = [
+            mean_sd([r["best_valid"]["ndcg@10"] for r in runs]),
+            *(mean_sd([r["test"][m] for r in runs]) for m in ("ndcg@10", "hit@10", "mrr@10")),
+            mean_sd([r["test_uni100"]["ndcg@10"] for r in runs]),
+            mean_sd([r["epochs"] for r in runs], 1),
+            mean_sd([r["s_per_epoch"] for r in runs], 2),
+            mean_sd([r["fit_seconds"] for r in runs], 0),
+        ]
+        lines.append(f"| {' | '.join(point)} | " + " | ".join(cells) + " |")
+    seeds = ", ".join(map(str, args.seeds))
     print(f"\nMeasured {date.today()} on {machine()}.\nCommand: {command}\n")
-    print(f"{args.model}, {args.dataset}:\n" + "\n".join(lines))
+    print(f"{args.model}, {args.dataset}, seeds {seeds} (mean +- sd (n)):\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,14 @@ def draw_log(
     return user, item, stamp
 
 
+def write_item_file(root: Path, name: str, items: int) -> Path:
+    """``<root>/<name>/<name>.item`` listing items 1..items: RecBole then knows the whole
+    catalogue, also the (long-tail) items no user happened to draw."""
+    path = root / name / f"{name}.item"
+    path.write_text("item_id:token\n" + "\n".join(map(str, range(1, items + 1))) + "\n")
+    return path
+
+
 def write_atomic_file(root: Path, name: str, user, item, stamp) -> Path:
     """``<root>/<name>/<name>.inter`` in RecBole's atomic format, written in chunks."""
     folder = root / name
@@ -127,6 +135,9 @@ def make(
     name = dataset_name(shape, users, interactions, items, seed)
     if not (root / name / f"{name}.inter").is_file():
         user, item, stamp = draw_log(SHAPES[shape], users, interactions, items, seed)
+        if items:  # a catalogue of exactly this size (written first: .inter marks it done)
+            (root / name).mkdir(parents=True, exist_ok=True)
+            write_item_file(root, name, items)
         write_atomic_file(root, name, user, item, stamp)
     return name
 
@@ -146,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
         SHAPES[args.shape], args.users, args.interactions, args.items, args.seed
     )
     path = write_atomic_file(Path(args.out), name, user, item, stamp)
+    if args.items:
+        write_item_file(Path(args.out), name, args.items)
     print(f"{path}: {describe(user, item)}")
     print(f"train with: run_recbole('SASRec', '{name}', config_dict={{'data_path': '{args.out}'}})")
 

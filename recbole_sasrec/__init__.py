@@ -4,7 +4,7 @@ from .checks import ConfigError
 from .config import BUILTIN_PREFIX, MODELS, Config, get_model
 from .convert import ConvertError, convert
 from .lightsans import LightSANs
-from .quick_start import create_dataset, load_data_and_model, load_model, run_recbole
+from .quick_start import create_dataset, load_data_and_model, load_model, run, run_recbole
 from .recommend import Recommendation, Recommender, recommend
 from .sasrec import SASRec
 
@@ -24,5 +24,6 @@ __all__ = [
     "load_data_and_model",
     "load_model",
     "recommend",
+    "run",
     "run_recbole",
 ]

@@ -2,6 +2,7 @@
 
 python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --user 196 --k 10
 python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --items 50,172,133
+python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --all-users --out top10.parquet
 python -m recbole_sasrec attention --model-file saved/SASRec-....pth --user 196 --out attention.png
 python -m recbole_sasrec convert --input ratings.txt --format sasrec --name mydata --out data/
 """
@@ -18,10 +19,38 @@ def _items(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _recommend(args) -> None:
+def _recommender(args):
     from .recommend import Recommender
 
-    rec = Recommender(args.model_file)
+    return Recommender(args.model_file, args.data_path, args.allow_pickle)
+
+
+def _read_users(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError as error:
+        raise ValueError(f"--users-file {path}: {error.strerror}") from None
+
+
+def _recommend(args) -> None:
+    import time
+
+    if (args.all_users or args.users_file) and not args.out:
+        raise ValueError(
+            "--all-users and --users-file write a file: give --out top.csv or .parquet"
+        )
+    rec = _recommender(args)
+    if args.all_users or args.users_file:
+        users = None if args.all_users else _read_users(args.users_file)
+        start = time.perf_counter()
+        n = rec.write_recommendations(
+            args.out, users, k=args.k, exclude_seen=not args.keep_seen, batch_size=args.batch_size
+        )
+        print(
+            f"wrote {args.out}: top {args.k} for {n} users in {time.perf_counter() - start:.1f} s"
+        )
+        return
     if args.user is not None:
         results = rec.recommend(users=[args.user], k=args.k, exclude_seen=not args.keep_seen)
         source = f"user {args.user}"
@@ -38,9 +67,9 @@ def _recommend(args) -> None:
 
 
 def _attention(args) -> None:
-    from .recommend import Recommender, plot_attention
+    from .recommend import plot_attention
 
-    rec = Recommender(args.model_file)
+    rec = _recommender(args)
     if args.user is not None:
         tokens, maps = rec.attention(user=args.user)
         who = f"user {args.user}"
@@ -64,6 +93,8 @@ def _convert(args) -> None:
         args.item_col,
         args.time_col,
         args.sep,
+        replace=args.replace,
+        report=print,
     )
     print(f"wrote {path}")
     print(
@@ -84,12 +115,23 @@ def main(argv: list[str] | None = None) -> int:
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--model-file", required=True, help="checkpoint written by run_recbole")
+        p.add_argument("--data-path", default=None, help="read the data from here instead")
+        p.add_argument(
+            "--allow-pickle",
+            action="store_true",
+            help="also load a checkpoint that needs full unpickling (RecBole's format): it can "
+            "run code, so only for a file you trust",
+        )
         who = p.add_mutually_exclusive_group(required=True)
         who.add_argument("--user", help="a user token of the training data")
         who.add_argument("--items", help="comma-separated item tokens, oldest first")
         if name == "recommend":
+            who.add_argument("--all-users", action="store_true", help="every user, to --out")
+            who.add_argument("--users-file", help="a file of user tokens, one a line, to --out")
             p.add_argument("--k", type=int, default=10)
             p.add_argument("--keep-seen", action="store_true", help="keep items of the history")
+            p.add_argument("--out", default=None, help="batch output: .csv or .parquet")
+            p.add_argument("--batch-size", type=int, default=1024, help="users per batch")
         else:
             p.add_argument("--out", default="attention.png")
 
@@ -102,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--item-col", default="item_id")
     p.add_argument("--time-col", default=None)
     p.add_argument("--sep", default=None, help="csv separator (default: tab if the header has one)")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing data set")
 
     args = parser.parse_args(argv)
     handlers = {"recommend": _recommend, "attention": _attention, "convert": _convert}

@@ -78,6 +78,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
         self.train_all_positions = config["train_all_positions"]
         self.TARGET_SEQ = target_list_field(config)
         self.initializer_range = config["initializer_range"]
+        self.weight_init = config["weight_init"]
 
         D = config["hidden_size"]
         self.embedding = self.make_embedding(config)
@@ -99,11 +100,23 @@ class SelfAttentiveRecommender(SequentialRecommender):
         # Training popularity of each item (pad 0 excluded), for popularity and in-batch
         # negatives and their log-Q correction; rebuilt from the data, not saved.
         counts = torch.zeros(self.n_items)
-        if self.loss_type in SAMPLED and self.negative_sampler != "uniform":
+        loaded = hasattr(dataset.inter_feat, "interaction")  # not a DataFrame: the data is built
+        if loaded and self.loss_type in SAMPLED and self.negative_sampler != "uniform":
             for item, count in dataset.item_counter.items():
                 counts[int(item)] = count
             counts[0] = 0
         self.register_buffer("item_probability", counts / counts.sum().clamp(min=1), False)
+        # (user, item) pairs of every user's training history, as sorted keys user * n_items +
+        # item, for negatives drawn outside it (the paper's code does so); rebuilt, not saved.
+        self.exclude_history = config["negatives_exclude_history"]
+        keys = torch.zeros(0, dtype=torch.long)
+        if loaded and self.exclude_history:
+            rows = dataset.inter_feat
+            items = torch.cat([rows[self.ITEM_SEQ], rows[self.TARGET_SEQ]], dim=1)  # [R, 2L]
+            users = rows[self.USER_ID].unsqueeze(1).expand_as(items)
+            real = items > 0
+            keys = torch.unique(users[real] * self.n_items + items[real])  # sorted
+        self.register_buffer("history_keys", keys, False)
 
     # ---- configuration -------------------------------------------------------------------
     @classmethod
@@ -119,6 +132,27 @@ class SelfAttentiveRecommender(SequentialRecommender):
         """Raise ``ConfigError`` for any value this model cannot train with."""
         check_choice(config, "loss_type", LOSSES)
         check_choice(config, "negative_sampler", NEGATIVE_SAMPLERS)
+        check_choice(config, "weight_init", ("normal", "xavier"))
+        check_bool(config, "embedding_scale")
+        check_bool(config, "negatives_exclude_history")
+        betas = config["adam_betas"]
+        if (
+            not isinstance(betas, (list, tuple))
+            or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+        ):
+            raise ConfigError(
+                f"adam_betas={betas!r} must be two numbers in [0, 1), e.g. [0.9, 0.98]"
+            )
+        if config["negatives_exclude_history"] and (
+            not config["train_all_positions"] or config["loss_type"] not in (*PAIRWISE, "gBCE")
+        ):
+            raise ConfigError(
+                f"negatives_exclude_history=True draws the per-target negatives of all-position "
+                f"training (loss_type BPR, BCE or gBCE), not those of loss_type="
+                f"{config['loss_type']!r} with train_all_positions={config['train_all_positions']}; "
+                f"allowed: False, or one of those losses with train_all_positions=True"
+            )
         check_positive_int(config, "loss_negatives")
         check_positive_int(config, "ce_max_logits")
         t = config["gbce_t"]
@@ -164,17 +198,26 @@ class SelfAttentiveRecommender(SequentialRecommender):
     # ---- architecture (what subclasses change) -------------------------------------------
     def make_embedding(self, config) -> nn.Module:
         return SequenceEmbedding(
-            self.n_items, self.max_seq_length, config["hidden_size"], config["hidden_dropout_prob"]
+            self.n_items,
+            self.max_seq_length,
+            config["hidden_size"],
+            config["hidden_dropout_prob"],
+            scale=config["embedding_scale"],
         )
 
     def make_attention(self, config) -> nn.Module:
         raise NotImplementedError
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Normal(0, initializer_range) weights, zero biases, unit LayerNorm: RecBole's (BERT's)
-        initialisation, so ``initializer_range`` means what it means in RecBole."""
+        """``weight_init: normal``: Normal(0, initializer_range) weights, RecBole's (BERT's)
+        initialisation, so ``initializer_range`` means what it means in RecBole; ``xavier``:
+        Glorot uniform, the SASRec paper's TensorFlow initialisation. Zero biases, unit
+        LayerNorm either way."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+            if self.weight_init == "xavier":
+                nn.init.xavier_uniform_(module.weight.data)
+            else:
+                module.weight.data.normal_(mean=0.0, std=self.initializer_range)
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
         elif isinstance(module, nn.LayerNorm):
@@ -223,14 +266,22 @@ class SelfAttentiveRecommender(SequentialRecommender):
             is_target = targets > 0
             h = hidden[is_target]  # [N, D]: only positions with a target reach the output layer
             pos = targets[is_target]  # [N]
-            neg = self.sample_negatives(pos) if self.loss_type in PAIRWISE else None
+            users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[is_target]  # [N]
+            neg = self.sample_negatives(pos, users) if self.loss_type in PAIRWISE else None
         else:
             h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
             pos = interaction[self.POS_ITEM_ID]  # [B]
+            users = interaction[self.USER_ID]
             neg = interaction[self.NEG_ITEM_ID] if self.loss_type in PAIRWISE else None
-        return self.loss(h, pos, neg)
+        return self.loss(h, pos, neg, users)
 
-    def loss(self, h: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> torch.Tensor:
+    def loss(
+        self,
+        h: torch.Tensor,
+        pos: torch.Tensor,
+        neg: torch.Tensor | None,
+        users: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """h [N, D] states, pos [N] target items, neg [N] one negative each (BPR, BCE; else
         None) -> scalar. Embeddings are looked up with ``F.embedding``, whose backward adds
         gradients in a fixed order (indexing ``weight[pos]`` adds them in a thread-dependent
@@ -246,22 +297,41 @@ class SelfAttentiveRecommender(SequentialRecommender):
                 return -F.logsigmoid(pos_score - neg_score).mean()
             return -(F.logsigmoid(pos_score) + F.logsigmoid(-neg_score)).mean()  # BCE
         if self.loss_type == "gBCE":  # k uniform negatives per target, as gSASRec draws them
-            neg = torch.randint(
-                1, self.n_items, (pos.numel(), self.loss_negatives), device=pos.device
-            )
+            k = self.loss_negatives
+            many = None if users is None else users[:, None].expand(-1, k)
+            neg = self.sample_negatives(pos[:, None].expand(-1, k), many)  # [N, k]
             neg_emb = F.embedding(neg, items)  # [N, k, D]
             return gbce(h, pos_emb, neg_emb, pos, neg, self.n_items, self.gbce_t)
         neg, log_q_pos, log_q_neg = self.shared_negatives(pos)
         neg_emb = F.embedding(neg, items)  # [k, D]
         return sampled_softmax(h, pos_emb, neg_emb, pos, neg, log_q_pos, log_q_neg)
 
-    def sample_negatives(self, pos: torch.Tensor) -> torch.Tensor:
-        """One uniform negative per target, from items 1..n_items-1, never the target: [N]."""
+    def sample_negatives(
+        self, pos: torch.Tensor, users: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """A uniform negative for each target pos [...] from items 1..n_items-1, never the
+        target, and with ``negatives_exclude_history`` never an item of the user's training
+        history (users [...], the targets' users): [...]. Draws again where a draw clashes (a
+        few rounds: a user who has seen nearly every item keeps what the last round drew)."""
+        exclude = self.exclude_history and users is not None and len(self.history_keys) > 0
+
+        def clashes(neg):
+            hit = neg == pos
+            if exclude:
+                keys = users * self.n_items + neg
+                at = torch.searchsorted(self.history_keys, keys).clamp(
+                    max=len(self.history_keys) - 1
+                )
+                hit |= self.history_keys[at] == keys
+            return hit
+
         neg = torch.randint(1, self.n_items, pos.shape, device=pos.device)
-        clash = neg == pos
-        while clash.any():
+        clash = clashes(neg)
+        for _ in range(100):
+            if not clash.any():
+                break
             neg[clash] = torch.randint(1, self.n_items, (int(clash.sum()),), device=pos.device)
-            clash = neg == pos
+            clash = clashes(neg)
         return neg
 
     def shared_negatives(self, pos: torch.Tensor):

@@ -108,6 +108,48 @@ def parse_command_line(args: Sequence[str]) -> dict[str, Any]:
     return parsed
 
 
+def check_training_keys(final: dict[str, Any]) -> None:
+    """Training keys RecBole would accept and then train badly with, or fail on late."""
+    for key in ("epochs", "train_batch_size", "eval_batch_size", "stopping_step", "eval_step"):
+        value = final.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            why = " (0 would save and test an untrained model)" if key == "epochs" else ""
+            raise ConfigError(f"{key}={value!r} must be a positive integer (1, 2, ...){why}")
+    lr = final.get("learning_rate")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
+        raise ConfigError(f"learning_rate={lr!r} must be a number > 0, e.g. 0.001")
+
+
+def check_eval_keys(final: dict[str, Any]) -> None:
+    """The evaluation mode and the metric early stopping reads (after RecBole's own checks
+    normalised them): ``uni0`` would rank the positive alone (every metric 1.0), and a
+    ``valid_metric`` that is not computed fails only after the first epoch."""
+    for phase, mode in final["eval_args"]["mode"].items():
+        if isinstance(mode, str) and mode[:3] in ("uni", "pop"):
+            n = mode[3:]
+            if not n.isdigit() or int(n) < 1:
+                raise ConfigError(
+                    f"eval_args mode {phase}={mode!r}: {mode[:3]}<N> needs N >= 1 sampled "
+                    f"negatives ({mode[:3]}0 ranks the positive alone: every metric 1.0); "
+                    f"allowed: full, labeled, uni<N> or pop<N> with N >= 1, e.g. uni100"
+                )
+    from recbole.evaluator.register import metrics_dict
+
+    topk = final["topk"]
+    computed = []
+    for metric in (m.lower() for m in final["metrics"]):
+        need = getattr(metrics_dict.get(metric), "metric_need", [])
+        at_k = any(n in ("rec.items", "rec.topk") for n in need)  # reported as name@k
+        computed += [f"{metric}@{t}" for t in topk] if at_k else [metric]
+    valid = str(final.get("valid_metric", ""))
+    if valid.lower() not in computed:
+        raise ConfigError(
+            f"valid_metric={valid!r} is not computed from metrics={final['metrics']} and "
+            f"topk={topk}; allowed: one of {', '.join(computed[:12])}"
+            + (" ..." if len(computed) > 12 else "")
+        )
+
+
 class Config(recbole.config.Config):
     """RecBole's ``Config`` with this package's model resolution, property files and checks.
 
@@ -254,16 +296,24 @@ class Config(recbole.config.Config):
             self.model_class.resolve_aliases(final, external)
             self.model_class.check_config(final)
             self._check_negative_sampling(final, loss_type)
+        check_training_keys(final)
         super()._set_default_parameters()
+        check_eval_keys(final)
         if is_ours(self.model_class) and loss_type in PAIRWISE:
             # RecBole knows BPR only; both need (positive, negative) pairs from the loader.
             final["MODEL_INPUT_TYPE"] = InputType.PAIRWISE
 
     def _init_device(self):
-        """RecBole's device choice without its side effect: RecBole sets the process's
-        ``CUDA_VISIBLE_DEVICES`` to ``gpu_id`` and uses ``cuda``; this uses ``cuda:<gpu_id>``
-        (the same GPU) and leaves the environment alone. CPU when ``gpu_id`` is empty,
-        ``use_gpu`` is False or CUDA is absent."""
+        """RecBole's device choice without its side effect and with CPU processes:
+
+        * one process: ``cuda:<gpu_id>`` (RecBole sets the process's ``CUDA_VISIBLE_DEVICES`` to
+          ``gpu_id`` and uses ``cuda``: the same GPU), or CPU when ``gpu_id`` is empty,
+          ``use_gpu`` is False or CUDA is absent;
+        * several (``local_rank`` set, by ``run(nproc=...)`` or ``run.py`` under torchrun): the
+          process group is joined with NCCL on CUDA and gloo on CPU (RecBole hard-codes NCCL
+          and CUDA), at ``init_method`` (``env://`` under torchrun) or ``tcp://ip:port``; the
+          process's device is ``cuda:<gpu_id[local_rank]>`` or CPU; only rank 0 logs.
+        """
         final = self.final_config_dict
         gpu_id = final.get("gpu_id")
         if isinstance(gpu_id, (tuple, list)):
@@ -277,12 +327,34 @@ class Config(recbole.config.Config):
                 f"allowed: e.g. '0', '0,1', or '' for CPU"
             ) from None
         cuda = bool(ids) and final.get("use_gpu") is not False and torch.cuda.is_available()
-        if "local_rank" in final:  # recbole.quick_start.run's distributed set-up
-            super()._init_device()
+        if "local_rank" not in final:
+            final["single_spec"] = True
+            final["local_rank"] = 0
+            final["device"] = torch.device("cuda", ids[0]) if cuda else torch.device("cpu")
             return
-        final["single_spec"] = True
-        final["local_rank"] = 0
-        final["device"] = torch.device("cuda", ids[0]) if cuda else torch.device("cpu")
+        local_rank, world = final["local_rank"], final.get("world_size")
+        nproc = final.get("nproc") or 1
+        if isinstance(world, bool) or not isinstance(world, int) or world < 1:
+            raise ConfigError(f"world_size={world!r} must be the number of processes, >= 1")
+        if cuda and len(ids) < nproc:
+            raise ConfigError(
+                f"gpu_id={gpu_id!r} names {len(ids)} GPU(s) for nproc={nproc} processes; "
+                f"allowed: one GPU id per process (e.g. gpu_id='0,1' for 2), or gpu_id='' (CPU)"
+            )
+        rank = local_rank + (final.get("offset") or 0)
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            init = final.get("init_method") or f"tcp://{final.get('ip')}:{final.get('port')}"
+            dist.init_process_group(
+                backend="nccl" if cuda else "gloo", init_method=init, rank=rank, world_size=world
+            )
+        final["single_spec"] = False
+        final["device"] = torch.device("cuda", ids[local_rank]) if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(final["device"])
+        if rank != 0:
+            final.update(state="error", show_progress=False, verbose=False)
 
     @staticmethod
     def _check_negative_sampling(final: dict[str, Any], loss_type: str) -> None:

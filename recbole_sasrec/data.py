@@ -246,7 +246,7 @@ class AllPositionDataset(SequentialDataset):
         user_begin = start[rows[first_target]]  # each user's first interaction (sorted row)
         windows = np.where(k <= L, 1, 1 + -(-(k - L) // stride))  # ceil
         user_of = np.repeat(np.arange(len(users)), windows)
-        j = _ranks(windows)
+        j = ranks(windows)
         end = k[user_of] - j * stride  # one past the window's last input, within the user
         begin = np.maximum(0, end - L)
         first_target_pos = np.where(end > L, end - stride, 0)
@@ -324,7 +324,7 @@ class _Split:
         return self.samples[self.labels == label]
 
 
-def _ranks(sizes: np.ndarray) -> np.ndarray:
+def ranks(sizes: np.ndarray) -> np.ndarray:
     """0, 1, ..., size - 1 for each size, concatenated: [sum(sizes)]."""
     offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
     return np.arange(int(sizes.sum())) - offsets

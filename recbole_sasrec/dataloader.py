@@ -29,6 +29,7 @@ across processes.
 
 from __future__ import annotations
 
+import copy
 from logging import getLogger
 
 import numpy as np
@@ -38,8 +39,9 @@ from recbole.data.dataloader import FullSortEvalDataLoader, NegSampleEvalDataLoa
 from recbole.data.interaction import Interaction, cat_interactions
 from recbole.data.transform import construct_transform
 from recbole.data.utils import create_samplers, load_split_dataloaders, save_split_dataloaders
-from recbole.utils import EvaluatorType, ModelType, set_color
+from recbole.utils import ModelType, set_color
 
+from .data import take
 from .keys import is_ours
 
 BATCHINGS = ("length", "random")
@@ -141,15 +143,18 @@ class WindowTrainDataLoader(TrainDataLoader):
             config, dataset, config["MODEL_INPUT_TYPE"], config["train_neg_sample_args"]
         )
         self.sample_size = len(dataset)
-        # AbstractDataLoader.__init__, with a batch sampler in place of RecBole's index sampler
-        self.shuffle, self.config, self._dataset, self._sampler = shuffle, config, dataset, sampler
+        # AbstractDataLoader.__init__, with a batch sampler in place of RecBole's index sampler.
+        # With several processes RecBole's trainer calls sampler.set_epoch() when shuffle is
+        # set; the batch sampler reshuffles from its own generator, the same in every process.
+        world = 1 if config["single_spec"] else config["world_size"]
+        self.shuffle = shuffle and world == 1
+        self.config, self._dataset, self._sampler = config, dataset, sampler
         self._batch_size = self.step = self.model = None
         self._init_batch_size_and_step()
         self.generator = torch.Generator()
         self.generator.manual_seed(config["seed"])
         self.transform = construct_transform(config)
         self.is_sequential = True
-        world = 1 if config["single_spec"] else config["world_size"]
         rank = 0 if config["single_spec"] else config["local_rank"] + (config["offset"] or 0)
         lengths = dataset.inter_feat[dataset.item_list_length_field].numpy()
         self.batches = WindowBatchSampler(
@@ -237,6 +242,29 @@ def _sampled(config, phase: str) -> bool:
     return args["distribution"] != "none" and args["sample_num"] != "none"
 
 
+def _eval_loader(config, phase: str, part, sampler):
+    """The evaluation loader of one phase; with several processes, each process's share: every
+    ``world``-th sample (``trainer._GatheringEvaluator`` puts the rows back in order)."""
+    world = 1 if config["single_spec"] else config["world_size"]
+    rank = 0 if config["single_spec"] else config["local_rank"] + (config["offset"] or 0)
+    if world > 1:  # a loader of this process's share, built as a single process builds one
+        local = copy.copy(config)
+        local.final_config_dict = dict(config.final_config_dict, single_spec=True)
+        config = local
+    if not _sampled(config, phase):
+        if world > 1:
+            part = part.copy(take(part.inter_feat, np.arange(rank, len(part), world)))
+        return FullSortEvalDataLoader(config, part, sampler, shuffle=False)
+    if world > 1:  # whole users (sampled evaluation groups a user's samples), in uid order
+        uid = part.inter_feat[part.uid_field].numpy()
+        mine = np.unique(uid)[rank::world]
+        part = part.copy(take(part.inter_feat, np.flatnonzero(np.isin(uid, mine))))
+    if config["transform"] is None:
+        return CandidateEvalDataLoader(config, part, sampler, shuffle=False)
+    # a transform may draw per row: RecBole's own loader, rows repeated per candidate
+    return NegSampleEvalDataLoader(config, part, sampler, shuffle=False)
+
+
 def data_preparation(config, dataset):
     """RecBole's ``data_preparation``, with our loaders for our models: training windows batched
     by ``train_batching``, and sampled evaluation that encodes each sequence once. Other
@@ -260,15 +288,7 @@ def data_preparation(config, dataset):
         ("valid", valid_dataset, valid_sampler),
         ("test", test_dataset, test_sampler),
     ):
-        if not _sampled(config, phase):
-            loaders.append(FullSortEvalDataLoader(config, part, sampler, shuffle=False))
-        elif config["transform"] is None and config["eval_type"] in (
-            EvaluatorType.RANKING,
-            EvaluatorType.VALUE,
-        ):
-            loaders.append(CandidateEvalDataLoader(config, part, sampler, shuffle=False))
-        else:
-            loaders.append(NegSampleEvalDataLoader(config, part, sampler, shuffle=False))
+        loaders.append(_eval_loader(config, phase, part, sampler))
     if config["save_dataloaders"]:
         save_split_dataloaders(config, dataloaders=tuple(loaders))
     getLogger().info(

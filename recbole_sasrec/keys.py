@@ -27,8 +27,21 @@ RECBOLE_PROPERTIES = Path(recbole.__file__).parent / "properties"
 # Keys RecBole reads that no argument list or property file of RecBole's declares: the
 # distributed set-up ``recbole.quick_start.run`` writes, and the one-file configuration key.
 RECBOLE_RUNTIME_KEYS = frozenset(
-    {"model", "dataset", "config_files", "nproc", "world_size", "ip", "port", "offset"}
+    {
+        "model",
+        "dataset",
+        "config_files",
+        "nproc",
+        "world_size",
+        "ip",
+        "port",
+        "offset",
+        "local_rank",
+    }
 )
+# Ours, for every model run through this package: torch.distributed's rendezvous (``env://``
+# under torchrun; ``tcp://ip:port`` by default).
+OUR_RUNTIME_KEYS = frozenset({"init_method"})
 # Keys that say which further keys are deliberate: listed there, they are not checked.
 EXTRA_KEYS = "extra_keys"
 
@@ -55,7 +68,7 @@ def recbole_keys() -> frozenset[str]:
     )
     files = [RECBOLE_PROPERTIES / "overall.yaml", RECBOLE_PROPERTIES / "dataset" / "sample.yaml"]
     files += sorted((RECBOLE_PROPERTIES / "quick_start_config").glob("*.yaml"))
-    found = set(lists) | RECBOLE_RUNTIME_KEYS | {EXTRA_KEYS}
+    found = set(lists) | RECBOLE_RUNTIME_KEYS | OUR_RUNTIME_KEYS | {EXTRA_KEYS}
     for path in files:
         found |= yaml_keys(path)
     return frozenset(found)

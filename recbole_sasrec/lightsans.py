@@ -65,10 +65,9 @@ from .layers import Dropout, SequenceEmbedding, causal_mask, select_positions, s
 
 SCORE_CAP = 30.0
 # Sequences up to this length use the quadratic form (LowRankCausalAttention._dense), longer
-# ones the linear prefix sums; both compute the same function (tests/test_lightsans.py).
-# `python -m benchmarks.lightsans_forms` (2 CPU threads, 128 sequences, 2026-11-22): a training
-# step at T = 50 took 19.0 ms against 71.7 ms, at T = 200 162.6 against 189.9; evaluation costs
-# the same at T = 200 (51.8 against 52.0 ms), and training near T = 400.
+# ones the linear prefix sums; both compute the same function (tests/test_lightsans.py). On CPU
+# the quadratic form is the faster one up to about this length, for evaluation as for training
+# (`python -m benchmarks.lightsans_forms` times both; figures in docs/results.md).
 DENSE_MAX_LENGTH = 200
 
 
@@ -133,12 +132,19 @@ class LowRankCausalAttention(nn.Module):
         return out.reshape(B, T, D)
 
     def _projections(self, x: torch.Tensor):
-        """q, k, v [B, T, D]; positional queries and keys [1, T, D]; position weights [1, T, k]."""
+        """q, k, v [B, T, D]; positional queries and keys [1, T, D]; the aggregation weights of
+        item keys, item values [B, T, k] and positions [1, T, k]. The linear maps run in the
+        caller's precision (autocast); the weights, up to e^30, and everything computed from
+        them in float32, which float16 (at most 65504) cannot hold."""
         T, D = x.shape[1:]
         q, k, v = self.qkv(x).split(D, dim=-1)
         p = self.pos_ln(self.positions.weight[:T]).unsqueeze(0)  # [1, T, D]
         pos_q, pos_k = self.pos_qk(p).split(D, dim=-1)
-        return q, k, v, pos_q, pos_k, capped_exp(self.phi(pos_k))
+        scores = self.theta_k(k), self.theta_v(v), self.phi(pos_k)
+        q, k, v, pos_q, pos_k = (t.float() for t in (q, k, v, pos_q, pos_k))
+        with torch.autocast(x.device.type, enabled=False):
+            w_k, w_v, b = (capped_exp(s.float()) for s in scores)
+        return q, k, v, pos_q, pos_k, w_k, w_v, b
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]; with rows [B], only the query at position rows[b] of each
@@ -147,29 +153,27 @@ class LowRankCausalAttention(nn.Module):
             return self._forward_dense(x, rows)
         if rows is not None:
             return select_positions(self.forward(x), rows)
-        q, k, v, pos_q, pos_k, b = self._projections(x)
-        item = self._attend(
-            q,
-            *causal_aggregate(capped_exp(self.theta_k(k)), k),
-            *causal_aggregate(capped_exp(self.theta_v(v)), v),
-        )
-        pos = self._attend(pos_q, *causal_aggregate(b, pos_k), *causal_aggregate(b, v))
+        q, k, v, pos_q, pos_k, w_k, w_v, b = self._projections(x)
+        with torch.autocast(x.device.type, enabled=False):  # float32 (see _projections)
+            item = self._attend(q, *causal_aggregate(w_k, k), *causal_aggregate(w_v, v))
+            pos = self._attend(pos_q, *causal_aggregate(b, pos_k), *causal_aggregate(b, v))
         return self.out(item + pos)
 
     def _forward_dense(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """forward() multiplied out into T x T weights: the same function, faster for short T."""
         B, T, D = x.shape
         _, item, pos, v = self._dense_parts(x, rows, dropout=True)
-        y = (item + pos) @ v  # [B, h, T|1, d]: both parts are linear in the values
+        with torch.autocast(x.device.type, enabled=False):  # float32 (see _projections)
+            y = (item + pos) @ v  # [B, h, T|1, d]: both parts are linear in the values
         return self.out(y.transpose(1, 2).reshape(B, y.size(2), D))
 
     def _dense_parts(self, x: torch.Tensor, rows: torch.Tensor | None, dropout: bool):
         """Item-to-interest probabilities [B, h, T|1, k], item-to-item [B, h, T|1, T] and
         position-to-position [B|1, h, T|1, T] weights, and the values [B, h, T, d]."""
-        q, k, v, pos_q, pos_k, b = self._projections(x)
-        w_k, w_v = capped_exp(self.theta_k(k)), capped_exp(self.theta_v(v))
-        probs, item = self._dense(self._heads(q), self._heads(k), w_k, w_v, rows, dropout)
-        _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b, rows, dropout)
+        q, k, v, pos_q, pos_k, w_k, w_v, b = self._projections(x)
+        with torch.autocast(x.device.type, enabled=False):  # float32 (see _projections)
+            probs, item = self._dense(self._heads(q), self._heads(k), w_k, w_v, rows, dropout)
+            _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b, rows, dropout)
         return probs, item, pos, self._heads(v)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
@@ -255,6 +259,7 @@ class LightSANs(SelfAttentiveRecommender):
             config["hidden_size"],
             config["hidden_dropout_prob"],
             positions=False,
+            scale=config["embedding_scale"],
         )
 
     def make_attention(self, config) -> nn.Module:

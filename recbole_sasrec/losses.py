@@ -45,18 +45,21 @@ NEGATIVE_SAMPLERS = ("uniform", "popularity", "in_batch")
 class ChunkedCrossEntropy(torch.autograd.Function):
     """Mean softmax cross-entropy of h [N, D] over items W [I, D], targets [N], computed ``rows``
     targets at a time: the logits of one chunk are alive at once, in forward and in backward
-    (which recomputes them), never the whole [N, I]."""
+    (which recomputes them), never the whole [N, I]. In float32 whatever the inputs' precision
+    (autocast's float16 would round the log-sum-exp)."""
 
     @staticmethod
     def forward(ctx, h, W, target, rows: int):
         N = h.size(0)
         lse = torch.empty(N, dtype=torch.float32, device=h.device)
-        total = h.new_zeros((), dtype=torch.float32)
-        for lo in range(0, N, rows):
-            logits = (h[lo : lo + rows] @ W.T).float()  # [rows, I]
-            lse[lo : lo + rows] = torch.logsumexp(logits, dim=1)
-            picked = logits.gather(1, target[lo : lo + rows, None]).squeeze(1)
-            total += (lse[lo : lo + rows] - picked).sum()
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        with torch.autocast(h.device.type, enabled=False):
+            Wf = W.float()
+            for lo in range(0, N, rows):
+                logits = h[lo : lo + rows].float() @ Wf.T  # [rows, I]
+                lse[lo : lo + rows] = torch.logsumexp(logits, dim=1)
+                picked = logits.gather(1, target[lo : lo + rows, None]).squeeze(1)
+                total += (lse[lo : lo + rows] - picked).sum()
         ctx.save_for_backward(h, W, target, lse)
         ctx.rows = rows
         return total / N
@@ -65,17 +68,19 @@ class ChunkedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad):
         h, W, target, lse = ctx.saved_tensors
         N, rows = h.size(0), ctx.rows
-        grad_h = torch.empty_like(h)
-        grad_W = torch.zeros_like(W)
-        scale = grad / N
-        for lo in range(0, N, rows):
-            hc = h[lo : lo + rows]
-            p = torch.exp((hc @ W.T).float() - lse[lo : lo + rows, None])  # softmax [rows, I]
-            p[torch.arange(len(hc), device=h.device), target[lo : lo + rows]] -= 1.0
-            p = (p * scale).to(h.dtype)
-            grad_h[lo : lo + rows] = p @ W
-            grad_W += p.T @ hc
-        return grad_h, grad_W, None, None
+        grad_h = torch.empty(h.shape, dtype=torch.float32, device=h.device)
+        grad_W = torch.zeros(W.shape, dtype=torch.float32, device=W.device)
+        scale = grad.float() / N
+        with torch.autocast(h.device.type, enabled=False):
+            Wf = W.float()
+            for lo in range(0, N, rows):
+                hc = h[lo : lo + rows].float()
+                p = torch.exp(hc @ Wf.T - lse[lo : lo + rows, None])  # softmax [rows, I]
+                p[torch.arange(len(hc), device=h.device), target[lo : lo + rows]] -= 1.0
+                p = p * scale
+                grad_h[lo : lo + rows] = p @ Wf
+                grad_W += p.T @ hc
+        return grad_h.to(h.dtype), grad_W.to(W.dtype), None, None
 
 
 def cross_entropy(h: torch.Tensor, W: torch.Tensor, target: torch.Tensor, max_logits: int):

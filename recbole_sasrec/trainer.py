@@ -1,32 +1,54 @@
-"""RecBole's trainers, able to read their own checkpoints on torch >= 2.6, and scoring sampled
-evaluation from one encoding per sequence for our models.
+"""RecBole's trainers with safe checkpoints, and, for our models, sampled evaluation scored from
+one encoding per sequence.
 
-torch 2.6 made ``torch.load(weights_only=True)`` the default, and RecBole's checkpoints pickle the
-``Config``: ``Trainer.evaluate(load_best_model=True)`` and ``Trainer.resume_checkpoint`` raise
-``UnpicklingError``. The checkpoints are files the user's own run wrote, so we load them in full.
+RecBole's trainer pickles its ``Config`` into every checkpoint and reads checkpoints back with a
+plain ``torch.load``; on torch >= 2.6 (``weights_only=True`` by default) its best-model testing
+and ``resume_checkpoint`` fail, and with ``weights_only=False`` a crafted file runs code.
+``CheckpointMixin`` writes and reads ``checkpoint.py``'s plain-data format instead, with the
+data fingerprint of the training data, for RecBole's models as for ours.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
 
+import numpy as np
 import recbole.utils
 import torch
-from recbole.utils import EvaluatorType
+import torch.distributed as dist
+from recbole.utils import EvaluatorType, set_color
+from torch.nn.parallel import DistributedDataParallel
 
+from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from .config import BUILTIN_PREFIX, get_model
 from .dataloader import CANDIDATES, candidate_labelled_scores, candidate_scores_matrix
 from .keys import is_ours
 
 
-def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
-    """Load a checkpoint written by a RecBole trainer (the user's own file)."""
-    return torch.load(path, map_location=map_location, weights_only=False)
+class CheckpointMixin:
+    """The three places where RecBole's ``Trainer`` writes or reads a checkpoint."""
 
+    data_fingerprint: dict | None = None
 
-class CheckpointLoadingMixin:
-    """Overrides the two places where RecBole's ``Trainer`` calls ``torch.load``."""
+    def fit(self, train_data, valid_data=None, *args, **kwargs):
+        self.data_fingerprint = data_fingerprint(train_data._dataset, self.config)
+        return super().fit(train_data, valid_data, *args, **kwargs)
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        state = {
+            "epoch": epoch,
+            "cur_step": int(self.cur_step),
+            "best_valid_score": float(self.best_valid_score),  # RecBole's is a numpy float
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        save_checkpoint(saved_model_file, state, self.config, self.data_fingerprint)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:
@@ -44,15 +66,81 @@ class CheckpointLoadingMixin:
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
-        if checkpoint["config"]["model"].lower() != self.config["model"].lower():
+        saved_model = checkpoint["config"]["model"]
+        if saved_model.lower() != self.config["model"].lower():
             self.logger.warning(
-                f"checkpoint {resume_file} is of model {checkpoint['config']['model']}, "
-                f"not {self.config['model']}: loading its state_dict may fail"
+                f"checkpoint {resume_file} is of model {saved_model}, not "
+                f"{self.config['model']}: loading its state_dict may fail"
             )
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+
+PER_ROW = ("rec.items", "rec.topk", "rec.meta")  # one row per evaluated sample, in order
+PER_CANDIDATE = ("rec.score", "data.label")  # value metrics: one row per scored candidate
+
+
+class _GatheringEvaluator:
+    """RecBole's ``Evaluator`` over the rows of every process: each process evaluated every
+    ``world``-th sample, or user (``dataloader._eval_loader``), so the rows are gathered and put back in the
+    single-process order before the metrics are computed; every process then reports the same
+    metrics, the metrics of all samples. (RecBole averages each process's metrics, weighted by
+    its number of batches.)"""
+
+    def __init__(self, evaluator, world: int):
+        self.evaluator, self.world = evaluator, world
+
+    def evaluate(self, struct):
+        for key in PER_ROW + PER_CANDIDATE:
+            if key not in struct:
+                continue
+            local = struct[key]
+            parts = [None] * self.world
+            dist.all_gather_object(parts, local.cpu())
+            if key in PER_ROW:  # rank r held samples r, r + world, ...
+                total = sum(len(p) for p in parts)
+                merged = torch.empty((total, *local.shape[1:]), dtype=local.dtype)
+                for rank, part in enumerate(parts):
+                    merged[np.arange(rank, total, self.world)] = part
+            else:
+                merged = torch.cat(parts)
+            struct[key] = merged.to(local.device)
+        return self.evaluator.evaluate(struct)
+
+
+class DistributedMixin:
+    """Several processes (``torch.distributed``), on CPU (gloo) as on GPU (NCCL).
+
+    RecBole wraps the model in ``DistributedDataParallel(model, device_ids=[local_rank])``, which
+    a CPU model refuses; here ``device_ids`` is the process's GPU, or None on CPU. Training then
+    runs RecBole's loop (its reduce hook all-reduces every gradient). Every process waits for
+    the others after training, so that none reads the best checkpoint before rank 0 has written
+    it, and evaluation gathers the rows of all processes (``_GatheringEvaluator``)."""
+
+    def __init__(self, config, model):
+        distributed = not config["single_spec"]
+        config["single_spec"] = True  # let RecBole's __init__ build no DDP of its own
+        try:
+            super().__init__(config, model)
+        finally:
+            config["single_spec"] = not distributed
+        if distributed:
+            device = config["device"]
+            self.distributed_model = DistributedDataParallel(
+                self.model, device_ids=[device] if device.type == "cuda" else None
+            )
+            self.evaluator = _GatheringEvaluator(self.evaluator, config["world_size"])
+
+    def fit(self, train_data, valid_data=None, *args, **kwargs):
+        result = super().fit(train_data, valid_data, *args, **kwargs)
+        if not self.config["single_spec"]:
+            dist.barrier()  # rank 0 has written its last checkpoint
+        return result
+
+    def _map_reduce(self, result, num_sample):
+        return result  # already the metrics of all processes' rows
 
 
 class CandidateScoringMixin:
@@ -67,23 +155,41 @@ class CandidateScoringMixin:
         data = interaction.to(self.device)
         scores = self.model.score_candidates(data, data[CANDIDATES])  # [rows, 1 + N]
         _, _, positive_u, positive_i = batched_data
+        batch = (data, None, positive_u, positive_i)
         if self.config["eval_type"] == EvaluatorType.VALUE:
-            labelled, flat = candidate_labelled_scores(
-                (data, None, positive_u, positive_i), scores, self.config["LABEL_FIELD"]
-            )
+            labelled, flat = candidate_labelled_scores(batch, scores, self.config["LABEL_FIELD"])
             return labelled, flat, positive_u, positive_i
-        matrix = candidate_scores_matrix(
-            (data, None, positive_u, positive_i), scores, self.tot_item_num
+        return (
+            interaction,
+            candidate_scores_matrix(batch, scores, self.tot_item_num),
+            positive_u,
+            positive_i,
         )
-        return interaction, matrix, positive_u, positive_i
+
+
+class AdamBetasMixin:
+    """Adam's (and AdamW's) betas from our models' ``adam_betas``: RecBole builds Adam with
+    torch's default (0.9, 0.999); the SASRec paper's code uses beta2 = 0.98."""
+
+    def _build_optimizer(self, **kwargs):
+        learner = kwargs.get("learner", self.learner)
+        if learner.lower() not in ("adam", "adamw"):
+            return super()._build_optimizer(**kwargs)
+        cls = torch.optim.Adam if learner.lower() == "adam" else torch.optim.AdamW
+        return cls(
+            kwargs.get("params", self.model.parameters()),
+            lr=kwargs.get("learning_rate", self.learning_rate),
+            weight_decay=kwargs.get("weight_decay", self.weight_decay),
+            betas=tuple(self.config["adam_betas"]),
+        )
 
 
 @functools.cache
 def get_trainer(model_type, model_name: str) -> type:
-    """RecBole's trainer class for the model, with checkpoint loading that works on torch >= 2.6
-    (and, for our models, sampled evaluation from one encoding per sequence)."""
+    """RecBole's trainer class for the model, writing and reading safe checkpoints (and, for our
+    models, scoring sampled evaluation from one encoding per sequence)."""
     base = recbole.utils.get_trainer(model_type, model_name.removeprefix(BUILTIN_PREFIX))
-    mixins = (CheckpointLoadingMixin,)
+    mixins = (DistributedMixin, CheckpointMixin)
     if is_ours(get_model(model_name)):
-        mixins = (CandidateScoringMixin, *mixins)
+        mixins = (CandidateScoringMixin, AdamBetasMixin, *mixins)
     return type(base.__name__, (*mixins, base), {"__module__": __name__})

@@ -23,7 +23,7 @@ import ray
 import yaml
 
 from recbole_sasrec import ConfigError
-from recbole_sasrec.trainer import load_checkpoint
+from recbole_sasrec.checkpoint import load_checkpoint
 from recbole_sasrec.tuning import (
     ExhaustiveSearch,
     load_search_space,

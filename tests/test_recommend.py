@@ -178,10 +178,10 @@ def test_missing_data_file_is_named_before_training(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only fallback")
 def test_a_checkpoint_from_a_gpu_run_loads_on_cpu(trained, tmp_path):
-    """A checkpoint whose config says cuda (as one trained on a GPU does) loads here on CPU."""
+    """A checkpoint whose config asks for GPU 0 (as one trained on a GPU does) loads here on CPU."""
     model_file, _ = trained
-    checkpoint = torch.load(model_file, weights_only=False)
-    checkpoint["config"]["device"] = torch.device("cuda")
+    checkpoint = torch.load(model_file, weights_only=True)
+    checkpoint["config"].update(gpu_id="0", use_gpu=True)
     gpu_file = tmp_path / "gpu.pth"
     torch.save(checkpoint, gpu_file)
     rec = Recommender(str(gpu_file))
