@@ -45,7 +45,9 @@ OURS_TO_RECBOLE = {"SASRec": "RecBole.SASRec", "LightSANs": "RecBole.LightSANs"}
 METRICS = ("ndcg@10", "hit@10", "mrr@10")
 
 
-def run_one(name: str, dataset: str, config_dict: dict) -> dict:
+def run_one(
+    name: str, dataset: str, config_dict: dict, config_files: list[str] | None = None
+) -> dict:
     """Train one model to the configured stopping point; test its best checkpoint under full
     ranking and under ``uni100``."""
     from recbole_sasrec import Config
@@ -54,7 +56,7 @@ def run_one(name: str, dataset: str, config_dict: dict) -> dict:
     from recbole_sasrec.quick_start import create_dataset, prepare
     from recbole_sasrec.trainer import get_trainer
 
-    config = Config(model=name, dataset=dataset, config_dict=config_dict)
+    config = Config(name, dataset, config_files, config_dict)
     with run_logging(config):
         _, train, valid, test, model = prepare(config)
         trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
@@ -65,9 +67,7 @@ def run_one(name: str, dataset: str, config_dict: dict) -> dict:
         peak = peak_rss_mib()
         test_full = trainer.evaluate(test, load_best_model=True)
         sampled = Config(
-            model=name,
-            dataset=dataset,
-            config_dict={**config_dict, "eval_args": {"mode": "uni100"}},
+            name, dataset, config_files, {**config_dict, "eval_args": {"mode": "uni100"}}
         )
         *_, test_uni = data_preparation(sampled, create_dataset(sampled))
         test_uni100 = trainer.evaluate(test_uni, load_best_model=False)  # the best, loaded above
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="every model")
+    parser.add_argument("--config_files", nargs="*", default=[], help="yaml files, every model")
     parser.add_argument("--users", type=int, help="use ml-100k's first USERS users only")
     parser.add_argument("--out", default="results")
     parser.add_argument("--name", default=None, help="file stem (default from the options)")
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         args.set = [*args.set, f"data_path={root}"]
     if args.worker:
         name, seed = args.worker[0], int(args.worker[1])
-        print(json.dumps(run_one(name, args.dataset, settings(args, name, seed))))
+        files = args.config_files or None
+        print(json.dumps(run_one(name, args.dataset, settings(args, name, seed), files)))
         return
 
     command = "python -m benchmarks.compare " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -217,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     flags = [f"--{k}={v}" for k, v in (("epochs", args.epochs), ("max_epochs", args.max_epochs))]
     flags += ["--device", args.device] + ["--converge"] * args.converge
     flags += ["--ours_converge"] * args.ours_converge + (["--set", *args.set] if args.set else [])
+    flags += ["--config_files", *args.config_files] if args.config_files else []
     flags += ["--dataset", args.dataset] if not args.users else ["--users", str(args.users)]
     for name in args.models:
         seeds = (

@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2,...")
     parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 1, 2])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed keys")
+    parser.add_argument("--config_files", nargs="*", default=[], help="yaml files, every run")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="train this many epochs (default: early stopping)"
+    )
     parser.add_argument("--record", default=None, help="JSON lines file of finished runs")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -59,11 +63,14 @@ def main(argv: list[str] | None = None) -> None:
         args.dataset = write_first_users(root, args.users)
         sets.append(f"data_path={root}")
     record = Path(args.record) if args.record else None
+    # a run is reused only under the same model, data, fixed keys, files and stopping rule
+    context = json.dumps([args.model, args.dataset, sorted(sets), args.config_files, args.epochs])
     done = {}
     if record is not None and record.exists():
         for line in record.read_text().splitlines():
             r = json.loads(line)
-            done[(r["point"], r["seed"])] = r
+            if r.get("context") == context:
+                done[(r["point"], r["seed"])] = r
 
     rows = []
     for point in itertools.product(*grid.values()):
@@ -72,9 +79,11 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             key = (" ".join(point_sets), seed)
             if key not in done:
-                flags = ["--converge", "--dataset", args.dataset, "--set", *sets, *point_sets]
+                stop = ["--converge"] if args.epochs is None else ["--epochs", str(args.epochs)]
+                flags = [*stop, "--dataset", args.dataset, "--set", *sets, *point_sets]
+                flags += ["--config_files", *args.config_files] if args.config_files else []
                 r = run_worker("benchmarks.compare", flags + ["--worker", args.model, str(seed)])
-                r["point"] = key[0]
+                r["point"], r["context"] = key[0], context
                 done[key] = r
                 if record is not None:
                     with open(record, "a") as f:

@@ -59,10 +59,11 @@ class SelfAttentiveRecommender(SequentialRecommender):
 
     Losses (``loss_type``, see ``losses.py``): CE over all items; BPR and BCE with one negative
     per target; SSM (sampled softmax) with ``loss_negatives`` negatives shared by the batch, and
-    gBCE with ``loss_negatives`` uniform negatives per target. BPR/BCE negatives: with all-position training drawn here, uniformly over items and
-    never equal to the position's target (as the paper's code does); with last-position
-    training from RecBole's sampler (``train_neg_sample_args``). SSM/gBCE negatives are always
-    drawn here (``negative_sampler``).
+    gBCE with ``loss_negatives`` uniform negatives per target. BPR/BCE negatives: with
+    all-position training drawn here, uniformly over items and never equal to the position's
+    target (as the paper's code does; ``negatives_exclude_history`` also keeps the user's
+    training items out); with last-position training from RecBole's sampler
+    (``train_neg_sample_args``). SSM/gBCE negatives are always drawn here (``negative_sampler``).
     """
 
     dataset_class = AllPositionDataset
@@ -97,20 +98,28 @@ class SelfAttentiveRecommender(SequentialRecommender):
         self.apply(self._init_weights)
         with torch.no_grad():
             self.embedding.item.weight[0].zero_()  # the pad item: never trained, scores 0
-        # Training popularity of each item (pad 0 excluded), for popularity and in-batch
-        # negatives and their log-Q correction; rebuilt from the data, not saved.
+        self.exclude_history = config["negatives_exclude_history"]
+        self._register_training_statistics(dataset)
+
+    def _register_training_statistics(self, dataset) -> None:
+        """Buffers the training data gives the losses, rebuilt from it rather than saved (a
+        model loaded for inference, from a data set not yet split, gets empty ones):
+
+        * ``item_probability`` [n_items]: each item's share of the training targets (the pad
+          0 none), for popularity and in-batch negatives and their log-Q correction;
+        * ``history_keys`` [pairs]: every (user, item) of a user's training history as sorted
+          keys user * n_items + item, for negatives drawn outside it.
+        """
+        built = hasattr(dataset.inter_feat, "interaction")  # an Interaction, not a DataFrame
         counts = torch.zeros(self.n_items)
-        loaded = hasattr(dataset.inter_feat, "interaction")  # not a DataFrame: the data is built
-        if loaded and self.loss_type in SAMPLED and self.negative_sampler != "uniform":
-            for item, count in dataset.item_counter.items():
-                counts[int(item)] = count
+        if built and self.loss_type in SAMPLED and self.negative_sampler != "uniform":
+            counter = dataset.item_counter
+            items = torch.tensor(list(counter.keys()), dtype=torch.long)
+            counts[items] = torch.tensor(list(counter.values()), dtype=torch.float)
             counts[0] = 0
         self.register_buffer("item_probability", counts / counts.sum().clamp(min=1), False)
-        # (user, item) pairs of every user's training history, as sorted keys user * n_items +
-        # item, for negatives drawn outside it (the paper's code does so); rebuilt, not saved.
-        self.exclude_history = config["negatives_exclude_history"]
         keys = torch.zeros(0, dtype=torch.long)
-        if loaded and self.exclude_history:
+        if built and self.exclude_history:
             rows = dataset.inter_feat
             items = torch.cat([rows[self.ITEM_SEQ], rows[self.TARGET_SEQ]], dim=1)  # [R, 2L]
             users = rows[self.USER_ID].unsqueeze(1).expand_as(items)

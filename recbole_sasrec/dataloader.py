@@ -36,7 +36,7 @@ import numpy as np
 import recbole.data
 import torch
 from recbole.data.dataloader import FullSortEvalDataLoader, NegSampleEvalDataLoader, TrainDataLoader
-from recbole.data.interaction import Interaction, cat_interactions
+from recbole.data.interaction import Interaction
 from recbole.data.transform import construct_transform
 from recbole.data.utils import create_samplers, load_split_dataloaders, save_split_dataloaders
 from recbole.utils import ModelType, set_color
@@ -184,41 +184,54 @@ class CandidateEvalDataLoader(NegSampleEvalDataLoader):
 
     def collate_fn(self, index):
         uid_list = self.uid_list[np.array(index)]
-        parts, positive_u, candidates = [], [], []
-        for idx, uid in enumerate(uid_list):
-            rows = self._dataset[self.uid2index[uid]]  # this user's samples, joined
-            items = rows[self.iid_field]
-            k = len(items)
+        slices = self.uid2index[uid_list]
+        counts = np.array([sl.stop - sl.start for sl in slices])
+        rows = np.concatenate([np.arange(sl.start, sl.stop) for sl in slices])
+        data = self._dataset[rows]  # every sample of the batch's users once, joined
+        users, items = data[self.uid_field].numpy(), data[self.iid_field].numpy()
+        ends = np.cumsum(counts)
+        candidates = []
+        for start, end in zip(ends - counts, ends, strict=True):  # RecBole's calls, user by user
+            k = end - start
             negatives = self._sampler.sample_by_user_ids(
-                rows[self.uid_field].numpy(), items.numpy(), self.neg_sample_num
+                users[start:end], items[start:end], self.neg_sample_num
             )  # [N * k]: negative j of row r at j * k + r
-            candidates.append(torch.cat([items.unsqueeze(1), negatives.view(-1, k).T], dim=1))
-            parts.append(rows)
-            positive_u.append(torch.full((k,), idx, dtype=torch.int64))
-        data = cat_interactions(parts)
-        data.update(Interaction({CANDIDATES: torch.cat(candidates)}))
-        positive_u = torch.cat(positive_u)
+            candidates.append(negatives.view(-1, k).T)
+        negatives = torch.cat(candidates)  # [rows, N]
+        data.update(
+            Interaction({CANDIDATES: torch.cat([data[self.iid_field][:, None], negatives], 1)})
+        )
+        positive_u = torch.from_numpy(np.repeat(np.arange(len(uid_list)), counts))
         return data, None, positive_u, data[self.iid_field]
+
+
+def _recbole_order(positive_u: torch.Tensor, n_candidates: int) -> torch.Tensor:
+    """Where RecBole's loader puts candidate j of row i: user by user (a user's rows are
+    contiguous), and within a user j-major (the positives of all its rows, then each round of
+    negatives): [rows, 1 + N] positions in the flat order."""
+    rows = torch.arange(len(positive_u))
+    counts = torch.bincount(positive_u)
+    starts = torch.cumsum(counts, 0) - counts  # each user's first row
+    first, k = starts[positive_u], counts[positive_u]
+    j = torch.arange(n_candidates)
+    return first[:, None] * n_candidates + j[None, :] * k[:, None] + (rows - first)[:, None]
 
 
 def candidate_scores_matrix(batch, scores: torch.Tensor, n_items: int) -> torch.Tensor:
     """RecBole's [users, n_items] matrix for one ``CandidateEvalDataLoader`` batch: -inf, and
-    each candidate's score written in the order RecBole's trainer writes it (user by user; within
-    a user, the positives of all its samples, then each round of negatives), so that a repeated
+    each candidate's score written in the order RecBole's trainer writes it, so that a repeated
     candidate keeps the score RecBole would keep. ``scores`` [rows, 1 + N]."""
     data, _, positive_u, _ = batch
     candidates = data[CANDIDATES]  # [rows, 1 + N]
-    users = int(positive_u[-1]) + 1
-    starts = torch.searchsorted(positive_u, torch.arange(users))
-    ends = torch.searchsorted(positive_u, torch.arange(users), right=True)
-    row_of, item_of, value_of = [], [], []
-    for u in range(users):  # a user's rows are contiguous; RecBole's order is j-major inside
-        s, e = int(starts[u]), int(ends[u])
-        row_of.append(torch.full(((e - s) * candidates.size(1),), u, dtype=torch.int64))
-        item_of.append(candidates[s:e].T.reshape(-1))
-        value_of.append(scores[s:e].T.reshape(-1))
-    matrix = torch.full((users, n_items), -np.inf, device=scores.device)
-    matrix[torch.cat(row_of), torch.cat(item_of).to(scores.device)] = torch.cat(value_of)
+    order = _recbole_order(positive_u, candidates.size(1)).reshape(-1).to(scores.device)
+    flat = torch.empty(order.numel(), dtype=torch.long, device=scores.device)
+    user_of, item_of = flat.clone(), flat
+    item_of[order] = candidates.reshape(-1).to(scores.device)
+    user_of[order] = positive_u[:, None].expand_as(candidates).reshape(-1).to(scores.device)
+    value_of = torch.empty(order.numel(), dtype=scores.dtype, device=scores.device)
+    value_of[order] = scores.reshape(-1)
+    matrix = torch.full((int(positive_u[-1]) + 1, n_items), -np.inf, device=scores.device)
+    matrix[user_of, item_of] = value_of
     return matrix
 
 
@@ -226,15 +239,12 @@ def candidate_labelled_scores(batch, scores: torch.Tensor, label_field: str):
     """For value metrics (AUC, LogLoss): RecBole's scored rows, one per (sample, candidate), in
     RecBole's order, as ``(Interaction with the labels, scores [rows])``."""
     _, _, positive_u, _ = batch
-    values, labels = [], []
-    for u in range(int(positive_u[-1]) + 1):
-        rows = torch.nonzero(positive_u == u).view(-1)
-        block = scores[rows].T.reshape(-1)  # j-major: the positives, then each negative round
-        label = torch.zeros(len(block))
-        label[: len(rows)] = 1.0
-        values.append(block)
-        labels.append(label)
-    return Interaction({label_field: torch.cat(labels)}), torch.cat(values)
+    order = _recbole_order(positive_u, scores.size(1)).to(scores.device)  # [rows, 1 + N]
+    values = torch.empty(order.numel(), dtype=scores.dtype, device=scores.device)
+    values[order.reshape(-1)] = scores.reshape(-1)
+    labels = torch.zeros(order.numel())
+    labels[order[:, 0].cpu()] = 1.0  # candidate 0 of every row: its positive
+    return Interaction({label_field: labels}), values
 
 
 def _sampled(config, phase: str) -> bool:

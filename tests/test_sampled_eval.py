@@ -48,6 +48,15 @@ def test_metrics_equal_recbole_s_path_with_one_encoding(
         assert encoded["recbole"] == 21 * encoded["ours"] == 21 * len(loader._dataset)
 
 
+def test_value_metrics_equal_recbole_s_path(tiny, monkeypatch):
+    cfg = dict(tiny, eval_args={"mode": "uni20"}, metrics=["AUC", "LogLoss"], valid_metric="AUC")
+    config, net, _, valid, _ = build("SASRec", "cycle", cfg)
+    net.eval()
+    results, encoded = both_paths(config, net, valid, monkeypatch)
+    assert results["ours"] == results["recbole"]
+    assert encoded["recbole"] == 21 * encoded["ours"]
+
+
 def test_the_same_candidates_and_scores_as_recbole(tiny):
     config, net, _, valid, _ = build("SASRec", "cycle", dict(tiny, eval_args={"mode": "uni20"}))
     net.eval()
