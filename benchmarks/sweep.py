@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--epochs", type=int, default=None, help="train this many epochs (default: early stopping)"
     )
+    parser.add_argument("--max_epochs", type=int, default=300, help="cap on early-stopped runs")
     parser.add_argument("--record", default=None, help="JSON lines file of finished runs")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -64,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         sets.append(f"data_path={root}")
     record = Path(args.record) if args.record else None
     # a run is reused only under the same model, data, fixed keys, files and stopping rule
-    context = json.dumps([args.model, args.dataset, sorted(sets), args.config_files, args.epochs])
+    context = json.dumps(
+        [args.model, args.dataset, sorted(sets), args.config_files, args.epochs, args.max_epochs]
+    )
     done = {}
     if record is not None and record.exists():
         for line in record.read_text().splitlines():
@@ -79,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             key = (" ".join(point_sets), seed)
             if key not in done:
-                stop = ["--converge"] if args.epochs is None else ["--epochs", str(args.epochs)]
+                stop = ["--converge", f"--max_epochs={args.max_epochs}"]
+                if args.epochs is not None:
+                    stop = ["--epochs", str(args.epochs)]
                 flags = [*stop, "--dataset", args.dataset, "--set", *sets, *point_sets]
                 flags += ["--config_files", *args.config_files] if args.config_files else []
                 r = run_worker("benchmarks.compare", flags + ["--worker", args.model, str(seed)])
