@@ -23,8 +23,8 @@ from .checks import (
     check_positive_int,
     check_probability,
 )
-from .data import AllPositionDataset, target_list_field
-from .layers import ACTIVATIONS, Block, SequenceEmbedding
+from .data import SEGMENT_USERS, SEGMENTS, AllPositionDataset, target_list_field
+from .layers import ACTIVATIONS, Block, Packed, SequenceEmbedding
 from .losses import (
     LOSSES,
     NEGATIVE_SAMPLERS,
@@ -188,7 +188,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
         check_positive(config, "layer_norm_eps")
         check_positive(config, "initializer_range")
         check_bool(config, "train_all_positions")
-        check_choice(config, "train_batching", ("length", "random"))
+        check_choice(config, "train_batching", ("packed", "length", "random"))
         check_bool(config, "keep_freed_memory")
         L, C = config["MAX_ITEM_LIST_LENGTH"], config["window_context"]
         if isinstance(C, bool) or not isinstance(C, int) or not 0 <= C < L:
@@ -234,13 +234,19 @@ class SelfAttentiveRecommender(SequentialRecommender):
             module.weight.data.fill_(1.0)
 
     # ---- encoder -------------------------------------------------------------------------
-    def encode(self, item_seq: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(
+        self,
+        item_seq: torch.Tensor,
+        rows: torch.Tensor | None = None,
+        packed: Packed | None = None,
+    ) -> torch.Tensor:
         """item_seq [B, T] -> hidden states at every position [B, T, D]; with rows [B], the
         state at position rows[b] of each sequence only, [B, 1, D]: the last block then
-        computes that one query per sequence (earlier blocks still need every position)."""
-        x = self.embedding(item_seq)
+        computes that one query per sequence (earlier blocks still need every position).
+        ``packed``: rows holding several windows (``layers.Packed``)."""
+        x = self.embedding(item_seq, None if packed is None else packed.positions)
         for i, block in enumerate(self.blocks):
-            x = block(x, rows if i == len(self.blocks) - 1 else None)
+            x = block(x, rows if i == len(self.blocks) - 1 else None, packed)
         return self.final_ln(x)
 
     @torch.no_grad()
@@ -270,12 +276,18 @@ class SelfAttentiveRecommender(SequentialRecommender):
                 )
             lengths = interaction[self.ITEM_SEQ_LEN]
             T = int(lengths.max())
-            hidden = self.encode(interaction[self.ITEM_SEQ][:, :T])  # [B, T, D]
+            packed = None
+            if SEGMENTS in interaction:  # several windows a row (train_batching: packed)
+                packed = Packed.from_segments(interaction[SEGMENTS][:, :T])
+                users = interaction[SEGMENT_USERS][:, :T]  # [B, T]
+            else:
+                users = interaction[self.USER_ID].unsqueeze(1).expand(-1, T)  # [B, T]
+            hidden = self.encode(interaction[self.ITEM_SEQ][:, :T], packed=packed)  # [B, T, D]
             targets = interaction[self.TARGET_SEQ][:, :T]  # [B, T]
             is_target = targets > 0
             h = hidden[is_target]  # [N, D]: only positions with a target reach the output layer
             pos = targets[is_target]  # [N]
-            users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[is_target]  # [N]
+            users = users[is_target]  # [N]
             neg = self.sample_negatives(pos, users) if self.loss_type in PAIRWISE else None
         else:
             h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]

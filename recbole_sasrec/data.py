@@ -46,6 +46,10 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
+# Fields of packed training rows (``train_batching: packed``, ``dataloader.pack_windows``):
+SEGMENTS = "window_segment"  # [B, L] the window (1, 2, ...) of each position, 0 for padding
+SEGMENT_USERS = "window_user_id"  # [B, L] the user of each position's window
+
 
 def target_list_field(config) -> str:
     """Name of the per-position target field, e.g. ``next_item_id_list``."""

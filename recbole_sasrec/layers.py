@@ -7,6 +7,7 @@ D hidden_size, h n_heads, d = D / h per head.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,31 @@ def causal_mask(T: int, device: torch.device, rows: torch.Tensor | None = None) 
     each sequence, shaped to broadcast over heads: [B, 1, 1, T]."""
     mask = torch.ones(T, T, dtype=torch.bool, device=device).tril()
     return mask if rows is None else mask[rows].view(-1, 1, 1, T)
+
+
+@dataclass
+class Packed:
+    """Rows that hold several training windows one after another (``train_batching: packed``).
+
+    ``positions`` [B, T]: each position's place in its own window (positions restart at 0 in
+    every window); ``visible`` [B, 1, T, T]: key j is visible to query i when both lie in one
+    window and j <= i, so attention stays causal inside a window and never crosses to another.
+    """
+
+    positions: torch.Tensor
+    visible: torch.Tensor
+
+    @classmethod
+    def from_segments(cls, segments: torch.Tensor) -> Packed:
+        """segments [B, T]: the window (1, 2, ...) of each position, 0 for padding."""
+        T = segments.size(1)
+        steps = torch.arange(T, device=segments.device)
+        new = torch.ones_like(segments, dtype=torch.bool)
+        new[:, 1:] = segments[:, 1:] != segments[:, :-1]
+        starts = torch.cummax(torch.where(new, steps, 0), dim=1).values  # [B, T]
+        same = segments[:, :, None] == segments[:, None, :]  # [B, T, T]
+        visible = same & causal_mask(T, segments.device)
+        return cls(positions=steps - starts, visible=visible.unsqueeze(1))
 
 
 def select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -84,13 +110,17 @@ class SequenceEmbedding(nn.Module):
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hidden_size) if scale else 1.0
 
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """item_seq [B, T] -> [B, T, D]"""
+    def forward(
+        self, item_seq: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """item_seq [B, T] -> [B, T, D]; ``positions`` [B, T] for packed rows (0..T-1 else)."""
         x = self.item(item_seq)
         if self.scale != 1.0:
             x = x * self.scale
         if self.position is not None:
-            x = x + self.position(torch.arange(item_seq.size(1), device=item_seq.device))
+            if positions is None:
+                positions = torch.arange(item_seq.size(1), device=item_seq.device)
+            x = x + self.position(positions)
         return self.dropout(x)
 
 
@@ -128,22 +158,29 @@ class CausalSelfAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, h, T, d]
         return q, k, v
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rows: torch.Tensor | None = None, packed: Packed | None = None
+    ) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]; with rows [B], only the query at position rows[b] of each
-        sequence (it still attends to positions 0..rows[b]): [B, 1, D]."""
+        sequence (it still attends to positions 0..rows[b]): [B, 1, D]; ``packed``: rows of
+        several windows, each attending within itself only."""
         B, T, D = x.shape
         q, k, v = self._heads(x)
         visible = None  # None: the causal mask
         if rows is not None:
             q = select_rows(q, rows)  # [B, h, 1, d]
             visible = causal_mask(T, x.device, rows)  # [B, 1, 1, T]
+        elif packed is not None:
+            visible = packed.visible  # [B, 1, T, T]
         if self.training and self.attn_dropout.p > 0:
             # SDPA's own dropout draws its mask with bernoulli_; on CPU it computes the same
             # T x T weights as this explicit path, which uses the faster mask.
             weights = self._causal_softmax(q, k, visible)  # [B, h, T|1, T]
             y = self.attn_dropout(weights) @ v
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, is_causal=rows is None)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=visible, is_causal=visible is None
+            )
         return self.out(y.transpose(1, 2).reshape(B, q.size(2), D))
 
     @staticmethod
@@ -151,7 +188,8 @@ class CausalSelfAttention(nn.Module):
         q: torch.Tensor, k: torch.Tensor, visible: torch.Tensor | None = None
     ) -> torch.Tensor:
         """softmax(q k^T / sqrt(d)) over keys 1..t for query t: [B, h, T, T] (or over the keys
-        ``visible`` [B, 1, 1, T] allows, for one query per sequence: [B, h, 1, T])."""
+        ``visible`` allows: [B, 1, 1, T] for one query per sequence, giving [B, h, 1, T], or
+        [B, 1, T, T] for packed rows)."""
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, h, T|1, T]
         if visible is None:
             visible = causal_mask(q.size(-2), q.device)
@@ -190,10 +228,13 @@ class Block(nn.Module):
         self.mlp = FeedForward(hidden_size, inner_size, hidden_act)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rows: torch.Tensor | None = None, packed: Packed | None = None
+    ) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]; with rows [B], the output at position rows[b] of each
-        sequence only, [B, 1, D] (what scoring needs from the last block)."""
+        sequence only, [B, 1, D] (what scoring needs from the last block); ``packed`` rows of
+        several windows."""
         residual = x if rows is None else select_positions(x, rows)
-        x = residual + self.dropout(self.attn(self.ln_1(x), rows))
+        x = residual + self.dropout(self.attn(self.ln_1(x), rows, packed))
         x = x + self.dropout(self.mlp(self.ln_2(x)))
         return x

@@ -61,7 +61,7 @@ from torch import nn
 
 from .base import SelfAttentiveRecommender
 from .checks import ConfigError, check_positive_int
-from .layers import Dropout, SequenceEmbedding, causal_mask, select_positions, select_rows
+from .layers import Dropout, Packed, SequenceEmbedding, causal_mask, select_positions, select_rows
 
 SCORE_CAP = 30.0
 # Sequences up to this length use the quadratic form (LowRankCausalAttention._dense), longer
@@ -131,14 +131,18 @@ class LowRankCausalAttention(nn.Module):
         out = (probs.unsqueeze(-1) * value_num.reshape(B, T, k, h, d)).sum(2)  # [B, T, h, d]
         return out.reshape(B, T, D)
 
-    def _projections(self, x: torch.Tensor):
-        """q, k, v [B, T, D]; positional queries and keys [1, T, D]; the aggregation weights of
-        item keys, item values [B, T, k] and positions [1, T, k]. The linear maps run in the
-        caller's precision (autocast); the weights, up to e^30, and everything computed from
-        them in float32, which float16 (at most 65504) cannot hold."""
+    def _projections(self, x: torch.Tensor, positions: torch.Tensor | None = None):
+        """q, k, v [B, T, D]; positional queries and keys [1, T, D] ([B, T, D] for packed rows'
+        ``positions`` [B, T]); the aggregation weights of item keys, item values [B, T, k] and
+        positions [1|B, T, k]. The linear maps run in the caller's precision (autocast); the
+        weights, up to e^30, and everything computed from them in float32, which float16 (at
+        most 65504) cannot hold."""
         T, D = x.shape[1:]
         q, k, v = self.qkv(x).split(D, dim=-1)
-        p = self.pos_ln(self.positions.weight[:T]).unsqueeze(0)  # [1, T, D]
+        if positions is None:
+            p = self.pos_ln(self.positions.weight[:T]).unsqueeze(0)  # [1, T, D]
+        else:
+            p = self.pos_ln(self.positions(positions))  # [B, T, D]
         pos_q, pos_k = self.pos_qk(p).split(D, dim=-1)
         scores = self.theta_k(k), self.theta_v(v), self.phi(pos_k)
         q, k, v, pos_q, pos_k = (t.float() for t in (q, k, v, pos_q, pos_k))
@@ -146,11 +150,15 @@ class LowRankCausalAttention(nn.Module):
             w_k, w_v, b = (capped_exp(s.float()) for s in scores)
         return q, k, v, pos_q, pos_k, w_k, w_v, b
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rows: torch.Tensor | None = None, packed: Packed | None = None
+    ) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]; with rows [B], only the query at position rows[b] of each
-        sequence: [B, 1, D]."""
-        if x.size(1) <= DENSE_MAX_LENGTH:
-            return self._forward_dense(x, rows)
+        sequence: [B, 1, D]. Packed rows (several windows a row) take the quadratic form at any
+        length: its T x T weights keep each window to itself, where prefix sums would run on
+        across windows."""
+        if x.size(1) <= DENSE_MAX_LENGTH or packed is not None:
+            return self._forward_dense(x, rows, packed)
         if rows is not None:
             return select_positions(self.forward(x), rows)
         q, k, v, pos_q, pos_k, w_k, w_v, b = self._projections(x)
@@ -159,28 +167,43 @@ class LowRankCausalAttention(nn.Module):
             pos = self._attend(pos_q, *causal_aggregate(b, pos_k), *causal_aggregate(b, v))
         return self.out(item + pos)
 
-    def _forward_dense(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    def _forward_dense(
+        self, x: torch.Tensor, rows: torch.Tensor | None, packed: Packed | None = None
+    ) -> torch.Tensor:
         """forward() multiplied out into T x T weights: the same function, faster for short T."""
         B, T, D = x.shape
-        _, item, pos, v = self._dense_parts(x, rows, dropout=True)
+        _, item, pos, v = self._dense_parts(x, rows, dropout=True, packed=packed)
         with torch.autocast(x.device.type, enabled=False):  # float32 (see _projections)
             y = (item + pos) @ v  # [B, h, T|1, d]: both parts are linear in the values
         return self.out(y.transpose(1, 2).reshape(B, y.size(2), D))
 
-    def _dense_parts(self, x: torch.Tensor, rows: torch.Tensor | None, dropout: bool):
+    def _dense_parts(
+        self,
+        x: torch.Tensor,
+        rows: torch.Tensor | None,
+        dropout: bool,
+        packed: Packed | None = None,
+    ):
         """Item-to-interest probabilities [B, h, T|1, k], item-to-item [B, h, T|1, T] and
         position-to-position [B|1, h, T|1, T] weights, and the values [B, h, T, d]."""
-        q, k, v, pos_q, pos_k, w_k, w_v, b = self._projections(x)
+        positions, visible = (None, None) if packed is None else (packed.positions, packed.visible)
+        q, k, v, pos_q, pos_k, w_k, w_v, b = self._projections(x, positions)
         with torch.autocast(x.device.type, enabled=False):  # float32 (see _projections)
-            probs, item = self._dense(self._heads(q), self._heads(k), w_k, w_v, rows, dropout)
-            _, pos = self._dense(self._heads(pos_q), self._heads(pos_k), b, b, rows, dropout)
+            probs, item = self._dense(
+                self._heads(q), self._heads(k), w_k, w_v, rows, dropout, visible
+            )
+            _, pos = self._dense(
+                self._heads(pos_q), self._heads(pos_k), b, b, rows, dropout, visible
+            )
         return probs, item, pos, self._heads(v)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         """[B|1, T, D] -> [B|1, h, T, d]"""
         return t.view(t.size(0), t.size(1), self.n_heads, -1).transpose(1, 2)
 
-    def _dense(self, q, k, w, u, rows=None, dropout=True) -> tuple[torch.Tensor, torch.Tensor]:
+    def _dense(
+        self, q, k, w, u, rows=None, dropout=True, visible=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k [B|1, h, T, d]; key and value aggregation weights w, u [B|1, T, k] ->
         each query's probabilities over the k interests [B|1, h, T, k], and the weight
         A [B|1, h, T, T] it effectively puts on each earlier value:
@@ -193,10 +216,16 @@ class LowRankCausalAttention(nn.Module):
         are linear in the keys and values. O(T^2 (d + k)) per head instead of O(T k D), and
         causal for the same reason (entries above the diagonal are exact zeros).
 
-        With rows [B], only the query t = rows[b] of each sequence: [B, h, 1, k], [B, h, 1, T]."""
+        With rows [B], only the query t = rows[b] of each sequence: [B, h, 1, k], [B, h, 1, T].
+        With ``visible`` [B, 1, T, T] (packed rows) the sums over i <= t run over the keys it
+        allows, those of the query's own window."""
         T, d = k.size(-2), k.size(-1)
-        w_sum, u_sum = torch.cumsum(w, dim=1).unsqueeze(1), torch.cumsum(u, dim=1).unsqueeze(1)
-        visible = causal_mask(T, k.device, rows)  # [T, T], or [B, 1, 1, T] with rows
+        if visible is None:
+            w_sum, u_sum = torch.cumsum(w, dim=1).unsqueeze(1), torch.cumsum(u, dim=1).unsqueeze(1)
+            visible = causal_mask(T, k.device, rows)  # [T, T], or [B, 1, 1, T] with rows
+        else:  # the sums over each query's own window: [B, 1, T, k]
+            mask = visible.to(w.dtype)
+            w_sum, u_sum = mask @ w.unsqueeze(1), mask @ u.unsqueeze(1)
         if rows is not None:
             q, w_sum, u_sum = (select_rows(t, rows) for t in (q, w_sum, u_sum))
         scores = torch.where(visible, q @ k.transpose(-2, -1), 0.0) @ w.unsqueeze(1)

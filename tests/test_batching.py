@@ -116,3 +116,77 @@ def test_a_length_batch_trains_as_its_windows_one_by_one(long_tailed, name):
             assert a is None and b is None
         else:
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+# ---- packed rows: several windows a row -----------------------------------------------------
+def test_packed_batching_keeps_every_window_once_and_packs_rows(long_tailed):
+    config, _, train, *_ = build("SASRec", "cycle", dict(long_tailed, train_batching="packed"))
+    windows = train._dataset.inter_feat
+    L, rows = config["MAX_ITEM_LIST_LENGTH"], config["train_batch_size"]
+    rows += 4  # about train_batch_size rows: packing leaves a few not full
+    sampler = train.batches
+    batches = sampler.epoch_batches()
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(windows)))
+    for batch in train:
+        segments = batch["window_segment"]
+        assert len(segments) <= rows and segments.size(1) == L
+        for r in range(len(segments)):
+            used = int(batch["item_length"][r])
+            assert (segments[r, used:] == 0).all() and (segments[r, :used] > 0).all()
+            # each window once, whole and in order: its inputs, its targets, its user
+            for s in segments[r].unique().tolist():
+                if s == 0:
+                    continue
+                where = (segments[r] == s).nonzero().view(-1)
+                assert (where == torch.arange(int(where[0]), int(where[-1]) + 1)).all()
+
+
+@pytest.mark.parametrize("name", ["SASRec", "LightSANs", "LightSANs-prefix-sums"])
+def test_a_packed_batch_trains_as_its_windows_one_by_one(long_tailed, name, monkeypatch):
+    """Loss and gradients of a packed batch (no attention across the windows of a row,
+    positions restarting in each) equal those of its windows encoded alone."""
+    from recbole_sasrec import lightsans
+
+    model = name.split("-")[0]
+    if name.endswith("sums"):  # packed rows take the quadratic form even where T is long
+        monkeypatch.setattr(lightsans, "DENSE_MAX_LENGTH", 0)
+    cfg = dict(long_tailed, **NO_DROPOUT, train_batching="packed", train_batch_size=4)
+    _, net, train, *_ = build(model, "cycle", cfg)
+    batch = next(b for b in train if b["window_segment"].max() > 2)  # rows of several windows
+    params = [p for p in net.parameters() if p.requires_grad]
+    together = torch.autograd.grad(net.calculate_loss(batch), params, allow_unused=True)
+    seq, targets, segments = (
+        batch["item_id_list"],
+        batch["next_item_id_list"],
+        batch["window_segment"],
+    )
+    total, count = 0.0, 0
+    for r in range(len(seq)):
+        for s in segments[r].unique().tolist():
+            if s == 0:
+                continue
+            where = (segments[r] == s).nonzero().view(-1)
+            x, y = seq[r, where].unsqueeze(0), targets[r, where]
+            hidden = net.encode(x)[0]  # the window alone, positions from 0
+            is_target = y > 0
+            logits = hidden[is_target] @ net.embedding.item.weight.T
+            total = total + torch.nn.functional.cross_entropy(logits, y[is_target], reduction="sum")
+            count += int(is_target.sum())
+    alone = torch.autograd.grad(total / count, params, allow_unused=True)
+    for a, b in zip(together, alone, strict=True):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_packed_rows_pad_little_on_a_long_tailed_log():
+    from recbole_sasrec.dataloader import pack_rows
+
+    rng = np.random.default_rng(0)
+    lengths = np.minimum(50, np.maximum(1, np.round(rng.lognormal(np.log(6), 1.0, 20_000))))
+    row, offset = pack_rows(lengths.astype(np.int64), 50)
+    ends = np.zeros(row.max() + 1, dtype=np.int64)
+    np.maximum.at(ends, row, offset + lengths.astype(np.int64))
+    assert ends.max() <= 50  # rows never overflow
+    assert 1 - lengths.sum() / (50 * (row.max() + 1)) < 0.08
