@@ -62,13 +62,14 @@ def prepare_and_train(model: str, root: str, name: str, train: bool, sets: dict)
     with run_logging(config):
         start = time.perf_counter()
         dataset = create_dataset(config)
+        interactions = int(dataset.inter_num)  # before the split keeps the samples only
         built = time.perf_counter()
         train_data, valid_data, _ = data_preparation(config, dataset)
         phases["build"] = time.perf_counter() - built
         prep = time.perf_counter() - start
         result = {
             "model": model,
-            "interactions": int(dataset.inter_num),
+            "interactions": interactions,
             "users": int(dataset.user_num - 1),
             "items": int(dataset.item_num - 1),
             "prep_seconds": prep,

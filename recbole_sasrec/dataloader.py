@@ -4,15 +4,22 @@ sampled evaluation that encodes each sequence once.
 Training (``train_all_positions: True``). A batch is trimmed to its longest window, so a random
 batch of a long-tailed log costs what its longest member costs: nearly every batch of 128
 windows holds one near MAX_ITEM_LIST_LENGTH (L), and most of the positions it encodes are
-padding. With ``train_batching: length`` (the default) the windows are shuffled, then sorted by
-length (a stable sort: windows of one length stay in random order), and cut into batches of up
-to ``train_batch_size x L`` positions each: many short windows or few long ones, every batch
-about as full as a batch of ``train_batch_size`` full windows, and of one length but where two
-lengths meet. The batches' order is shuffled again. Every window is in exactly one batch per
-epoch, and the same seed gives the same batches. (Sorting within chunks of the epoch instead,
-for more varied batches, left several times the padding on a long-tailed log;
-``tests/test_batching.py`` bounds what this one leaves.)
-``train_batching: random`` is RecBole's: ``train_batch_size`` windows drawn at random.
+padding. Three ways to batch windows (``train_batching``):
+
+* ``packed`` (the default): windows in random order, cut into batches of as many real
+  positions as a random batch of ``train_batch_size`` windows holds on average
+  (``train_batch_size`` x the mean window length), each batch packed into rows of L positions
+  that hold several windows one after another (``pack_windows``; ``layers.Packed`` keeps every
+  window's attention to itself and restarts its positions). The same number of steps per epoch
+  as random batching and, in expectation, the same batches, without their padding.
+* ``length``: windows sorted by length and cut into batches of up to ``train_batch_size x L``
+  positions: little padding and no masks, but every batch holds windows of one length only
+  (on ml-100k these correlate with where in a history a window lies), and such batches
+  trained to a lower validation NDCG@10 at equal epochs (docs/results.md).
+* ``random``: RecBole's, ``train_batch_size`` windows drawn at random (batch for batch what
+  RecBole's loader draws).
+
+Every window is in exactly one batch per epoch, and the same seed gives the same batches.
 
 Sampled evaluation (``eval_args`` mode ``uni<N>``/``pop<N>``). RecBole's
 ``NegSampleEvalDataLoader`` repeats each sample once per candidate (1 positive + N negatives)
@@ -90,7 +97,10 @@ class WindowBatchSampler(torch.utils.data.Sampler):
             torch.randperm(n, generator=self.generator)
             batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         elif self.batching == "packed":
-            batches = _packed_batches(order, self.lengths, self.max_len, self.batch_size)
+            # as many real positions as a random batch holds on average: the same number of
+            # steps per epoch and, in expectation, the same batch as random batching
+            budget = self.batch_size * float(self.lengths.mean()) if n else 1.0
+            batches = _packed_batches(order, self.lengths, budget)
         else:
             budget = self.batch_size * self.max_len  # positions per batch
             order = order[np.argsort(-self.lengths[order], kind="stable")]  # longest first
@@ -135,9 +145,9 @@ def pack_rows(lengths: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarra
     return row, offset
 
 
-def _packed_batches(order, lengths, capacity: int, rows: int) -> list[np.ndarray]:
-    """Windows in ``order``, cut into batches of about ``rows`` full rows of real positions."""
-    batch = np.cumsum(lengths[order]) // (rows * capacity)
+def _packed_batches(order, lengths, budget: float) -> list[np.ndarray]:
+    """Windows in ``order``, cut into batches of about ``budget`` real positions."""
+    batch = np.floor(np.cumsum(lengths[order]) / budget)
     return np.split(order, np.flatnonzero(np.diff(batch)) + 1)
 
 

@@ -44,6 +44,7 @@ def test_random_batching_is_recbole_s_loader_batch_for_batch(long_tailed):
 
 
 def test_length_batching_keeps_every_window_once_seeded_and_within_budget(long_tailed):
+    long_tailed = dict(long_tailed, train_batching="length")
     config, _, train, *_ = build("SASRec", "cycle", long_tailed)
     lengths = train._dataset.inter_feat["item_length"].numpy()
     budget = config["train_batch_size"] * config["MAX_ITEM_LIST_LENGTH"]
@@ -95,7 +96,8 @@ def test_processes_share_each_batch_without_overlap():
 def test_a_length_batch_trains_as_its_windows_one_by_one(long_tailed, name):
     """Loss and gradients of a bucketed batch equal those of its windows encoded alone (each
     trimmed to its own length), averaged over their targets."""
-    _, net, train, *_ = build(name, "cycle", dict(long_tailed, **NO_DROPOUT))
+    cfg = dict(long_tailed, **NO_DROPOUT, train_batching="length")
+    _, net, train, *_ = build(name, "cycle", cfg)
     batch = next(iter(train))
     params = [p for p in net.parameters() if p.requires_grad]
     together = torch.autograd.grad(net.calculate_loss(batch), params, allow_unused=True)
@@ -122,14 +124,18 @@ def test_a_length_batch_trains_as_its_windows_one_by_one(long_tailed, name):
 def test_packed_batching_keeps_every_window_once_and_packs_rows(long_tailed):
     config, _, train, *_ = build("SASRec", "cycle", dict(long_tailed, train_batching="packed"))
     windows = train._dataset.inter_feat
-    L, rows = config["MAX_ITEM_LIST_LENGTH"], config["train_batch_size"]
-    rows += 4  # about train_batch_size rows: packing leaves a few not full
-    sampler = train.batches
-    batches = sampler.epoch_batches()
+    lengths = windows["item_length"].numpy()
+    L, size = config["MAX_ITEM_LIST_LENGTH"], config["train_batch_size"]
+    batches = train.batches.epoch_batches()
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(windows)))
+    # as many real positions as a random batch of train_batch_size windows on average, and
+    # as many batches an epoch
+    budget = size * lengths.mean()
+    assert all(lengths[b].sum() <= budget + L for b in batches)
+    assert abs(len(batches) - -(-len(windows) // size)) <= 1
     for batch in train:
         segments = batch["window_segment"]
-        assert len(segments) <= rows and segments.size(1) == L
+        assert segments.size(1) == L
         for r in range(len(segments)):
             used = int(batch["item_length"][r])
             assert (segments[r, used:] == 0).all() and (segments[r, :used] > 0).all()

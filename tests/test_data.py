@@ -149,3 +149,32 @@ def test_ml100k_valid_and_test_rows_are_recbole_s(mode):
     rows = np.arange(len(ref_test))
     assert_interactions_equal(test[rows], ref_test[rows], "test joined")  # ml-100k's features
     assert torch.equal(ours.inter_feat["item_id"], ref.inter_feat["item_id"])
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [("ml-100k", {}), ("feat", {}), ("feat", {"user_inter_num_interval": "[5,inf)"})],
+)
+def test_typed_reading_gives_recbole_s_frames_and_ids(tmp_path, name, extra):
+    """Our reader (pandas' C parser, tokens as categories) and RecBole's (its Python parser,
+    tokens as strings) give the same processed frames and the same token -> id maps."""
+    import pandas as pd
+    from recbole.data.dataset import SequentialDataset
+
+    from recbole_sasrec import Config
+    from recbole_sasrec.quick_start import create_dataset
+
+    cfg = dict(extra)
+    if name == "feat":
+        cfg["data_path"] = str(write_featured_dataset(tmp_path))
+    ours = create_dataset(Config("SASRec", name, config_dict=cfg))
+    theirs = SequentialDataset(Config("SASRec", name, config_dict=cfg))
+    for feat in ("inter_feat", "user_feat", "item_feat"):
+        a, b = getattr(ours, feat), getattr(theirs, feat)
+        assert (a is None) == (b is None)
+        if a is not None:
+            pd.testing.assert_frame_equal(a, b, check_dtype=True)
+    for field, tokens in theirs.field2id_token.items():
+        assert list(ours.field2id_token[field]) == list(tokens), field
+    assert ours.field2token_id == theirs.field2token_id
+    assert ours.field2type == theirs.field2type and ours.field2seqlen == theirs.field2seqlen

@@ -93,8 +93,9 @@ def test_loss_falls_for_every_loss_and_training_mode(tiny, name, loss_type, all_
 
 
 def test_all_position_loss_uses_every_target(tiny):
-    """CE over all positions equals the mean CE of each real position scored on its own."""
-    _, net, train, *_ = build("SASRec", "cycle", dict(tiny, **NO_DROPOUT))
+    """CE over all positions equals the mean CE of each real position scored on its own (one
+    window a row; packed rows: tests/test_batching.py)."""
+    _, net, train, *_ = build("SASRec", "cycle", dict(tiny, **NO_DROPOUT, train_batching="random"))
     net.eval()
     batch = next(iter(train))
     seq, lengths, targets = batch[net.ITEM_SEQ], batch[net.ITEM_SEQ_LEN], batch[net.TARGET_SEQ]

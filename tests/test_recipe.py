@@ -72,7 +72,7 @@ def test_windows_with_context_keep_every_target_once_and_show_it_its_history(
 
 @pytest.mark.parametrize("name", ["SASRec", "LightSANs"])
 def test_windows_with_context_train_as_their_targets_one_by_one(long_histories, name):
-    cfg = dict(long_histories, **NO_DROPOUT, window_context=5)
+    cfg = dict(long_histories, **NO_DROPOUT, window_context=5, train_batching="random")
     _, net, train, *_ = build(name, "cycle", cfg)
     net.eval()
     batch = next(iter(train))
