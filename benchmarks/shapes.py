@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=31_000)
     parser.add_argument("--models", nargs="+", default=["SASRec", "LightSANs"])
     parser.add_argument("--losses", nargs="+", default=["BCE", "CE", "SSM", "gBCE"])
-    parser.add_argument("--batching", nargs="+", default=["length"])
+    parser.add_argument("--batching", nargs="+", default=["packed"])
     parser.add_argument("--ce_max_items", type=int, default=200_000, help="CE only up to this")
     parser.add_argument("--no_ml100k", action="store_true")
     parser.add_argument("--data", default=str(DEFAULT_DATA))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 
@@ -27,6 +28,9 @@ def run_logging(config) -> Iterator[logging.Logger]:
     for handler in saved_handlers:
         root.removeHandler(handler)
     try:
+        # RecBole's ensure_dir checks, then creates: two processes of one distributed run
+        # starting together race on it (FileExistsError in one of them)
+        os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
         init_logger(config)
         yield root
     finally:

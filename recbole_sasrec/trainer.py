@@ -11,6 +11,7 @@ data fingerprint of the training data, for RecBole's models as for ours.
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import recbole.utils
@@ -122,6 +123,8 @@ class DistributedMixin:
     def __init__(self, config, model):
         distributed = not config["single_spec"]
         config["single_spec"] = True  # let RecBole's __init__ build no DDP of its own
+        # RecBole's ensure_dir checks, then creates: processes starting together race on it
+        os.makedirs(config["checkpoint_dir"], exist_ok=True)
         try:
             super().__init__(config, model)
         finally:

@@ -24,6 +24,7 @@ WORKER = r"""
 import hashlib, json, os, sys
 import torch
 from recbole_sasrec import Config
+from recbole_sasrec.data import SEGMENT_USERS, SEGMENTS
 from recbole_sasrec.logs import run_logging
 from recbole_sasrec.quick_start import prepare
 from recbole_sasrec.trainer import get_trainer
@@ -41,8 +42,18 @@ with run_logging(config):
     real_loss, real_step = net.calculate_loss, trainer.optimizer.step
 
     def loss(batch):
-        keys = zip(batch["user_id"].tolist(), batch["item_id_list"].tolist(), strict=True)
-        steps.append([f"{u}:{items}" for u, items in keys])
+        keys = []
+        if SEGMENTS in batch.interaction:  # packed rows: the windows of each row, unpadded
+            for seg, users, items in zip(batch[SEGMENTS], batch[SEGMENT_USERS],
+                                         batch["item_id_list"], strict=True):
+                for s in range(1, int(seg.max()) + 1):
+                    at = seg == s
+                    keys.append(f"{int(users[at][0])}:{items[at].tolist()}")
+        else:
+            for u, items in zip(batch["user_id"].tolist(), batch["item_id_list"].tolist(),
+                                strict=True):
+                keys.append(f"{u}:{[i for i in items if i]}")
+        steps.append(keys)
         return real_loss(batch)
 
     def step(*args, **kwargs):
