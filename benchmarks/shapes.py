@@ -12,7 +12,8 @@ dropout 0.5, batch 128), ``--set`` to change them. Each run is a fresh process; 
 warm-up epoch, then times one: microseconds per real training target and the share of encoded
 positions that are padding. Once per model and data set (in the BCE run) it also times
 evaluation of the validation users, per 1,000 users, with 100 sampled negatives (``uni100``) and
-with full ranking. Peak memory is the process's peak resident set. Writes ``shapes.md`` and
+with full ranking (timed on the first ``--eval_users`` validation users: at 1M items RecBole's
+evaluator reads a dense [users, items] matrix). Peak memory is the process's peak resident set. Writes ``shapes.md`` and
 ``shapes.json`` under ``--out``.
 """
 
@@ -24,6 +25,8 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+
+import numpy as np
 
 from .common import machine, parse_sets, peak_rss_mib, run_worker
 from .synthetic import make
@@ -42,7 +45,22 @@ PAPER = {
 DEFAULT_DATA = Path("/tmp/recbole_sasrec_synthetic")
 
 
-def measure(model: str, dataset: str, root: str | None, overrides: dict, evaluate: bool) -> dict:
+def first_users(config, loader, n: int | None):
+    """The loader over the first ``n`` samples of its data set (all when n is None or more)."""
+    from recbole_sasrec.data import take
+    from recbole_sasrec.dataloader import _eval_loader
+
+    part = loader._dataset
+    if n is None or n >= len(part):
+        return loader
+    phase = loader._sampler.phase if loader._sampler is not None else "valid"
+    part = part.copy(take(part.inter_feat, np.arange(n)))
+    return _eval_loader(config, phase, part, loader._sampler)
+
+
+def measure(
+    model: str, dataset: str, root: str | None, overrides: dict, evaluate: bool, eval_users=None
+) -> dict:
     from recbole_sasrec import Config
     from recbole_sasrec.dataloader import data_preparation
     from recbole_sasrec.logs import run_logging
@@ -88,16 +106,22 @@ def measure(model: str, dataset: str, root: str | None, overrides: dict, evaluat
             "steps": len(train),
         }
         if evaluate:
+            all_users = len(valid._dataset)
+            valid = first_users(config, valid, eval_users)
+            users = len(valid._dataset)
             start = time.perf_counter()
             trainer.evaluate(valid, load_best_model=False)
-            users = len(valid._dataset)
             result["full_s_per_1k_users"] = 1000 * (time.perf_counter() - start) / users
             sampled = Config(model, dataset, config_dict={**base, "eval_args": {"mode": "uni100"}})
             _, uni_valid, _ = data_preparation(sampled, create_dataset(sampled))
+            uni_valid = first_users(sampled, uni_valid, eval_users)
             start = time.perf_counter()
             trainer.evaluate(uni_valid, load_best_model=False)
             result["uni100_s_per_1k_users"] = 1000 * (time.perf_counter() - start) / users
-            result["uni100_epoch_ratio"] = result["uni100_s_per_1k_users"] * users / 1000 / seconds
+            result["uni100_epoch_ratio"] = (
+                result["uni100_s_per_1k_users"] * all_users / 1000 / seconds
+            )
+            result["eval_users"] = users
         result["peak_mib"] = peak_rss_mib()
     return result
 
@@ -132,6 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batching", nargs="+", default=["packed"])
     parser.add_argument("--ce_max_items", type=int, default=200_000, help="CE only up to this")
     parser.add_argument("--no_ml100k", action="store_true")
+    parser.add_argument("--no_eval", action="store_true", help="training times only")
+    parser.add_argument(
+        "--eval_users", type=int, default=5000, help="evaluation times from this many users"
+    )
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default="results")
@@ -140,10 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         model, dataset, root, evaluate = args.worker
         overrides = parse_sets(args.set)
+        root = None if root == "-" else root
         print(
-            json.dumps(
-                measure(model, dataset, None if root == "-" else root, overrides, evaluate == "1")
-            )
+            json.dumps(measure(model, dataset, root, overrides, evaluate == "1", args.eval_users))
         )
         return
     command = "python -m benchmarks.shapes " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -160,12 +187,21 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 for batching in args.batching:
                     sets = [*args.set, f"loss_type={loss}", f"train_batching={batching}"]
-                    evaluate = (
-                        "1" if loss == args.losses[0] and batching == args.batching[0] else "0"
-                    )
+                    first = loss == args.losses[0] and batching == args.batching[0]
+                    evaluate = "1" if first and not args.no_eval else "0"
                     r = run_worker(
                         "benchmarks.shapes",
-                        ["--set", *sets, "--worker", model, dataset, root, evaluate],
+                        [
+                            "--set",
+                            *sets,
+                            "--eval_users",
+                            str(args.eval_users),
+                            "--worker",
+                            model,
+                            dataset,
+                            root,
+                            evaluate,
+                        ],
                     )
                     rows.append(r)
                     print(table([r]).splitlines()[-1], flush=True)

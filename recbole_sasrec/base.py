@@ -17,6 +17,7 @@ from torch import nn
 
 from .checks import (
     ConfigError,
+    _get,
     check_bool,
     check_choice,
     check_positive,
@@ -144,6 +145,23 @@ class SelfAttentiveRecommender(SequentialRecommender):
         check_choice(config, "weight_init", ("normal", "xavier"))
         check_bool(config, "embedding_scale")
         check_bool(config, "negatives_exclude_history")
+        check_bool(config, "adam_fused")
+        check_bool(config, "sparse_item_updates")
+        if config["sparse_item_updates"]:
+            why = None
+            if config["loss_type"] == "CE":
+                why = "loss_type='CE' scores every item, so its gradient is never sparse"
+            elif str(_get(config, "learner") or "adam").lower() != "adam":
+                why = f"learner={config['learner']!r}: it needs RecBole's learner 'adam'"
+            elif _get(config, "weight_decay"):
+                why = f"weight_decay={config['weight_decay']!r}: lazy Adam has no weight decay"
+            elif (_get(config, "world_size") or 1) > 1 or (_get(config, "nproc") or 1) > 1:
+                why = "several processes: DistributedDataParallel on NCCL has no sparse gradients"
+            if why:
+                raise ConfigError(
+                    f"sparse_item_updates=True cannot train here: {why}; "
+                    "set sparse_item_updates=False"
+                )
         betas = config["adam_betas"]
         if (
             not isinstance(betas, (list, tuple))
@@ -212,6 +230,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
             config["hidden_size"],
             config["hidden_dropout_prob"],
             scale=config["embedding_scale"],
+            sparse=config["sparse_item_updates"],
         )
 
     def make_attention(self, config) -> nn.Module:
@@ -261,9 +280,27 @@ class SelfAttentiveRecommender(SequentialRecommender):
         return maps
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """RecBole's contract: the state after each sequence's last real item, [B, D]."""
-        T = int(item_seq_len.max())  # trim the batch to its longest real sequence
-        return self.encode(item_seq[:, :T], rows=item_seq_len - 1)[:, 0]  # [B, D]
+        """RecBole's contract: the state after each sequence's last real item, [B, D].
+
+        A batch is trimmed to its longest sequence. Outside training, where batches are
+        RecBole's (users in id order) and a long-tailed log puts a near-L history in nearly
+        every one, sequences of similar length are encoded together, each group trimmed to its
+        longest: little of the padding is encoded."""
+        if self.training:
+            T = int(item_seq_len.max())
+            return self.encode(item_seq[:, :T], rows=item_seq_len - 1)[:, 0]  # [B, D]
+        # lengths in (2^(b-1), 2^b] share bucket b: each trimmed to its longest, at most half
+        # of a bucket's encoded positions are padding, and a batch makes at most log2(L) + 1
+        bucket = torch.ceil(torch.log2(item_seq_len.clamp(min=1).double())).long()  # [B]
+        out = None
+        for b in torch.unique(bucket).tolist():
+            rows = torch.nonzero(bucket == b).squeeze(1)
+            T = int(item_seq_len[rows].max())
+            h = self.encode(item_seq[rows, :T], rows=item_seq_len[rows] - 1)[:, 0]  # [b, D]
+            if out is None:
+                out = h.new_empty(len(item_seq_len), h.size(-1))
+            out[rows] = h
+        return out
 
     # ---- training ------------------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:
@@ -308,12 +345,13 @@ class SelfAttentiveRecommender(SequentialRecommender):
         gradients in a fixed order (indexing ``weight[pos]`` adds them in a thread-dependent
         order on CPU, so runs with the same seed drifted apart)."""
         items = self.embedding.item.weight  # [n_items, D], shared with the input (paper eq. 6)
+        sparse = self.embedding.item.sparse
         if self.loss_type == "CE":
             return cross_entropy(h, items, pos, self.ce_max_logits)
-        pos_emb = F.embedding(pos, items)  # [N, D]
+        pos_emb = F.embedding(pos, items, sparse=sparse)  # [N, D]
         if self.loss_type in PAIRWISE:
             pos_score = (h * pos_emb).sum(-1)  # [N]
-            neg_score = (h * F.embedding(neg, items)).sum(-1)  # [N]
+            neg_score = (h * F.embedding(neg, items, sparse=sparse)).sum(-1)  # [N]
             if self.loss_type == "BPR":
                 return -F.logsigmoid(pos_score - neg_score).mean()
             return -(F.logsigmoid(pos_score) + F.logsigmoid(-neg_score)).mean()  # BCE
@@ -321,10 +359,10 @@ class SelfAttentiveRecommender(SequentialRecommender):
             k = self.loss_negatives
             many = None if users is None else users[:, None].expand(-1, k)
             neg = self.sample_negatives(pos[:, None].expand(-1, k), many)  # [N, k]
-            neg_emb = F.embedding(neg, items)  # [N, k, D]
+            neg_emb = F.embedding(neg, items, sparse=sparse)  # [N, k, D]
             return gbce(h, pos_emb, neg_emb, pos, neg, self.n_items, self.gbce_t)
         neg, log_q_pos, log_q_neg = self.shared_negatives(pos)
-        neg_emb = F.embedding(neg, items)  # [k, D]
+        neg_emb = F.embedding(neg, items, sparse=sparse)  # [k, D]
         return sampled_softmax(h, pos_emb, neg_emb, pos, neg, log_q_pos, log_q_neg)
 
     def sample_negatives(

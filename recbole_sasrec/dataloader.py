@@ -46,12 +46,15 @@ from recbole.data.dataloader import FullSortEvalDataLoader, NegSampleEvalDataLoa
 from recbole.data.interaction import Interaction
 from recbole.data.transform import construct_transform
 from recbole.data.utils import create_samplers, load_split_dataloaders, save_split_dataloaders
+from recbole.sampler import RepeatableSampler
 from recbole.utils import ModelType, set_color
 
 from .data import SEGMENT_USERS, SEGMENTS, take
 from .keys import is_ours
 
 BATCHINGS = ("packed", "length", "random")
+FULL_SORT_SCORES = 2**26  # full ranking: scores a batch at most (BoundedFullSortEvalDataLoader)
+EVAL_SCORES = 2**20  # sampled evaluation: scores a batch at most (CandidateEvalDataLoader)
 CANDIDATES = "candidate_item_id"  # [rows, 1 + N]: the positive item, then the N negatives
 
 
@@ -271,11 +274,89 @@ def pack_windows(windows, dataset, capacity: int):
     return Interaction(out)
 
 
+class BoundedFullSortEvalDataLoader(FullSortEvalDataLoader):
+    """RecBole's full-ranking loader, with a batch of at most FULL_SORT_SCORES scores. For
+    sequential models RecBole's batch is ``eval_batch_size`` samples, each scoring every item
+    (a dense [4096, items] matrix and the evaluator's copies of it: 16 GB each at 1M items);
+    for other models it already divides by the number of items. Batches change no metric."""
+
+    def _init_batch_size_and_step(self):
+        super()._init_batch_size_and_step()
+        if self.is_sequential:
+            rows = min(self.step, max(1, FULL_SORT_SCORES // self._dataset.item_num))
+            self.step = rows
+            self.set_batch_size(rows)
+
+
+def repeatable_draw(sampler):
+    """RecBole's ``RepeatableSampler.sample_by_user_ids`` for one user's rows, without its fixed
+    cost per call (an array of sets, ``np.isin`` on one item, the alias table read item by item):
+    the same calls on numpy's global generator in the same order, hence the same negatives.
+    None for another sampler (its own method is called)."""
+    if type(sampler) is not RepeatableSampler:
+        return None
+    if sampler.distribution == "popularity":
+        keys = np.array(list(sampler.prob.keys()))
+        prob = np.array([sampler.prob[key] for key in keys])
+        alias = np.array([sampler.alias[key] for key in keys])
+
+        def sampling(n: int) -> np.ndarray:  # _pop_sampling: an alias draw per sample
+            index, u = np.random.randint(0, len(keys), n), np.random.random(n)
+            return np.where(prob[index] > u, keys[index], alias[index])
+
+    elif sampler.distribution == "uniform":
+        sampling = sampler.sampling
+    else:
+        return None
+
+    def draw(items: np.ndarray, num: int) -> torch.Tensor:
+        """items [k]: the rows' positive items -> [num * k], negative j of row r at j * k + r."""
+        if len(items) == 1:  # sample_by_key_ids' branch for a single key
+            values = sampling(num)
+            check = np.flatnonzero(values == items[0])
+            while len(check):
+                values[check] = value = sampling(len(check))
+                check = check[value == items[0]]
+        else:
+            values = np.zeros(len(items) * num, dtype=np.int64)
+            check, used = np.arange(len(values)), np.tile(items, num)
+            while len(check):
+                values[check] = sampling(len(check))
+                check = check[values[check] == used[check]]
+        return torch.tensor(values, dtype=torch.long)
+
+    return draw
+
+
 class CandidateEvalDataLoader(NegSampleEvalDataLoader):
     """RecBole's sampled evaluation (``uni<N>``, ``pop<N>``) with each sample once: a batch is
     ``(rows, None, positive_u, positive_i)`` where ``rows`` holds every sample of the batch's
     users once and ``rows[CANDIDATES]`` [rows, 1 + N] its positive item and the N negatives
     RecBole's sampler draws for it (the same calls, in the same order, as RecBole's loader)."""
+
+    def _init_batch_size_and_step(self):
+        """Batches of whole users, as RecBole's. RecBole counts a sample 1 + N times (its
+        repeated rows), so a batch of ``eval_batch_size`` encodes eval_batch_size / (1 + N)
+        sequences (40 for uni100): many small calls in every layer. Encoding each sample once,
+        a batch may hold more, but RecBole's evaluator reads the scores as a dense [samples,
+        items] matrix, which stops fitting in cache beyond about a million scores: a batch holds
+        RecBole's number of samples, or more up to ``eval_batch_size`` samples and
+        EVAL_SCORES scores. The batches do not change the candidates (RecBole's sampler is
+        called user by user in the same order, whatever the batches)."""
+        sampled = (
+            self.neg_sample_args["distribution"] != "none"
+            and self.neg_sample_args["sample_num"] != "none"
+        )
+        if not sampled:
+            return super()._init_batch_size_and_step()
+        batch_size = self.config["eval_batch_size"]
+        samples = max(
+            batch_size // self.times, min(batch_size, EVAL_SCORES // self._dataset.item_num)
+        )
+        rows = np.sort(self.uid2items_num[self.uid_list])[::-1]
+        fits = np.cumsum(rows) <= max(samples, int(rows[0]))
+        self.step = max(1, int(fits.sum()))
+        self.set_batch_size(int(rows[: self.step].sum()))
 
     def collate_fn(self, index):
         uid_list = self.uid_list[np.array(index)]
@@ -286,11 +367,17 @@ class CandidateEvalDataLoader(NegSampleEvalDataLoader):
         users, items = data[self.uid_field].numpy(), data[self.iid_field].numpy()
         ends = np.cumsum(counts)
         candidates = []
+        if getattr(self, "_draw_for", None) is not self._sampler:  # built once per sampler
+            self._draw_for, self._draw = self._sampler, repeatable_draw(self._sampler)
+        draw = self._draw
         for start, end in zip(ends - counts, ends, strict=True):  # RecBole's calls, user by user
             k = end - start
-            negatives = self._sampler.sample_by_user_ids(
-                users[start:end], items[start:end], self.neg_sample_num
-            )  # [N * k]: negative j of row r at j * k + r
+            if draw is None:
+                negatives = self._sampler.sample_by_user_ids(
+                    users[start:end], items[start:end], self.neg_sample_num
+                )  # [N * k]: negative j of row r at j * k + r
+            else:
+                negatives = draw(items[start:end], self.neg_sample_num)
             candidates.append(negatives.view(-1, k).T)
         negatives = torch.cat(candidates)  # [rows, N]
         data.update(
@@ -359,7 +446,7 @@ def _eval_loader(config, phase: str, part, sampler):
     if not _sampled(config, phase):
         if world > 1:
             part = part.copy(take(part.inter_feat, np.arange(rank, len(part), world)))
-        return FullSortEvalDataLoader(config, part, sampler, shuffle=False)
+        return BoundedFullSortEvalDataLoader(config, part, sampler, shuffle=False)
     if world > 1:  # whole users (sampled evaluation groups a user's samples), in uid order
         uid = part.inter_feat[part.uid_field].numpy()
         mine = np.unique(uid)[rank::world]

@@ -103,9 +103,11 @@ class SequenceEmbedding(nn.Module):
         dropout: float,
         positions: bool = True,
         scale: bool = False,
+        sparse: bool = False,
     ):
         super().__init__()
-        self.item = nn.Embedding(n_items, hidden_size, padding_idx=0)
+        # sparse: the item table's gradient holds the rows a batch used (sparse_item_updates)
+        self.item = nn.Embedding(n_items, hidden_size, padding_idx=0, sparse=sparse)
         self.position = nn.Embedding(max_len, hidden_size) if positions else None
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hidden_size) if scale else 1.0

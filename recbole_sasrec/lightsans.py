@@ -289,6 +289,7 @@ class LightSANs(SelfAttentiveRecommender):
             config["hidden_dropout_prob"],
             positions=False,
             scale=config["embedding_scale"],
+            sparse=config["sparse_item_updates"],
         )
 
     def make_attention(self, config) -> nn.Module:

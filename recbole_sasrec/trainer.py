@@ -172,19 +172,88 @@ class CandidateScoringMixin:
 
 class AdamBetasMixin:
     """Adam's (and AdamW's) betas from our models' ``adam_betas``: RecBole builds Adam with
-    torch's default (0.9, 0.999); the SASRec paper's code uses beta2 = 0.98."""
+    torch's default (0.9, 0.999); the SASRec paper's code uses beta2 = 0.98. ``adam_fused``:
+    torch's fused kernel, which updates each parameter in one pass; on long-tailed data a batch
+    holds few positions and the update of the whole item table is a large part of every step
+    (the shapes benchmark, docs/results.md)."""
 
     def _build_optimizer(self, **kwargs):
         learner = kwargs.get("learner", self.learner)
         if learner.lower() not in ("adam", "adamw"):
             return super()._build_optimizer(**kwargs)
+        lr = kwargs.get("learning_rate", self.learning_rate)
+        betas = tuple(self.config["adam_betas"])
+        fused = {"fused": True} if self.config["adam_fused"] else {}
+        params = list(kwargs.get("params", self.model.parameters()))
+        if self.config["sparse_item_updates"]:
+            tables = {
+                id(m.weight)
+                for m in self.model.modules()
+                if isinstance(m, torch.nn.Embedding) and m.sparse
+            }
+            sparse = [p for p in params if id(p) in tables]
+            dense = [p for p in params if id(p) not in tables]
+            return ItemSparseAdam(dense, sparse, lr=lr, betas=betas, **fused)
         cls = torch.optim.Adam if learner.lower() == "adam" else torch.optim.AdamW
         return cls(
-            kwargs.get("params", self.model.parameters()),
-            lr=kwargs.get("learning_rate", self.learning_rate),
+            params,
+            lr=lr,
             weight_decay=kwargs.get("weight_decay", self.weight_decay),
-            betas=tuple(self.config["adam_betas"]),
+            betas=betas,
+            **fused,
         )
+
+
+class ItemSparseAdam:
+    """Adam whose cost does not grow with the catalogue (``sparse_item_updates``).
+
+    With dense Adam every step reads and writes the whole item table, its gradient and its two
+    moment tables (four [items, D] arrays), however few items the batch used: at 200k items this
+    is most of a step's time. Here parameters with a sparse gradient (the item table, looked up
+    with ``sparse=True``) get torch's ``SparseAdam``, which updates the rows a batch used, and
+    their moments, only ("lazy" Adam: a row's moments decay only when the row is used, so
+    rarely used items move more than dense Adam would move them); every other parameter gets
+    torch's Adam. The two have one learning rate and betas; RecBole's trainer sees one optimiser
+    (``step``, ``zero_grad``, ``param_groups``, ``state_dict``, ``load_state_dict``)."""
+
+    def __init__(self, dense, sparse, lr: float, betas: tuple[float, float], **dense_options):
+        self.dense = torch.optim.Adam(dense, lr=lr, betas=betas, **dense_options)
+        self.sparse = torch.optim.SparseAdam(sparse, lr=lr, betas=betas) if sparse else None
+        self.optimizers = [self.dense] + ([self.sparse] if self.sparse else [])
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for opt in self.optimizers for group in opt.param_groups]
+
+    @property
+    def state(self):
+        return {k: v for opt in self.optimizers for k, v in opt.state.items()}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for opt in self.optimizers:
+            opt.step()
+        return loss
+
+    def state_dict(self) -> dict:
+        return {
+            "dense": self.dense.state_dict(),
+            "sparse": self.sparse and self.sparse.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != {"dense", "sparse"}:
+            raise ValueError(
+                "this optimiser state is not sparse_item_updates' (a checkpoint trained with "
+                "sparse_item_updates=False); resume it with the same setting"
+            )
+        self.dense.load_state_dict(state["dense"])
+        if self.sparse is not None:
+            self.sparse.load_state_dict(state["sparse"])
 
 
 @functools.cache

@@ -136,7 +136,11 @@ def test_malformed_line_names_file_line_and_reason(tmp_path, line, reason):
     "line, model, hint",
     [
         ("n_layer choice [1, 2]", "SASRec", "did you mean 'n_layers'?"),
-        ("k_interests choice [5, 10]", "SASRec", "SASRec's keys (adam_betas, attn_dropout_prob"),
+        (
+            "k_interests choice [5, 10]",
+            "SASRec",
+            "SASRec's keys (adam_betas, adam_fused, attn_dropout_prob",
+        ),
         ("lr choice [0.01]", "LightSANs", "LightSANs's keys ("),
     ],
 )

@@ -58,6 +58,19 @@ def test_padding_and_batch_neighbours_do_not_change_outputs(model):
 
 
 @torch.no_grad()
+def test_scoring_in_length_groups_equals_one_padded_batch(model):
+    """Outside training, forward encodes sequences of similar length together, each group
+    trimmed to its longest: the same states, in the batch's order, as the whole padded batch."""
+    lengths = torch.tensor([3, 10, 1, 7, 10, 2, 5])
+    seq = random_seq(model, len(lengths), 10, seed=3)
+    seq[torch.arange(10)[None, :] >= lengths[:, None]] = 0
+    whole = model.encode(seq, rows=lengths - 1)[:, 0]  # [B, D]: every sequence padded to 10
+    torch.testing.assert_close(model(seq, lengths), whole)
+    model.train()
+    torch.testing.assert_close(model(seq, lengths), whole)  # training: one batch (no dropout)
+
+
+@torch.no_grad()
 def test_predict_agrees_with_full_sort_predict(model):
     seq = random_seq(model, 5, 10, seed=3)
     lengths = torch.tensor([10, 1, 5, 7, 3])

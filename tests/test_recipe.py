@@ -118,6 +118,22 @@ def test_adam_betas_reach_the_optimiser(tiny):
     assert trainer.optimizer.param_groups[0]["betas"] == (0.9, 0.98)
 
 
+def test_adam_fused_is_the_default_and_steps_as_torch_s_default_adam(tiny):
+    steps = {}
+    for fused in (True, False):
+        config, net, *_ = build("SASRec", "cycle", dict(tiny, adam_fused=fused))
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        assert trainer.optimizer.param_groups[0]["fused"] is (True if fused else None)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            for p in net.parameters():
+                p.grad = torch.randn(p.shape, generator=generator)
+            trainer.optimizer.step()
+        steps[fused] = [p.detach().clone() for p in net.parameters()]
+    for a, b in zip(steps[True], steps[False], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("loss_type", ["BCE", "gBCE"])
 def test_negatives_outside_the_user_s_history(long_histories, loss_type):
     cfg = dict(

@@ -3,13 +3,20 @@ scores and metrics, exactly."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import build
 from recbole.data.dataloader import NegSampleEvalDataLoader
 from recbole.utils import init_seed
 
-from recbole_sasrec.dataloader import CANDIDATES, CandidateEvalDataLoader
+from recbole_sasrec import dataloader
+from recbole_sasrec.dataloader import (
+    CANDIDATES,
+    BoundedFullSortEvalDataLoader,
+    CandidateEvalDataLoader,
+    repeatable_draw,
+)
 from recbole_sasrec.trainer import get_trainer
 
 
@@ -57,15 +64,42 @@ def test_value_metrics_equal_recbole_s_path(tiny, monkeypatch):
     assert encoded["recbole"] == 21 * encoded["ours"]
 
 
-def test_the_same_candidates_and_scores_as_recbole(tiny):
-    config, net, _, valid, _ = build("SASRec", "cycle", dict(tiny, eval_args={"mode": "uni20"}))
+@pytest.mark.parametrize("mode", ["uni20", "pop20"])
+def test_our_draw_is_recbole_s_sampler_call(tiny, mode):
+    """One user's rows (one, or several with repeated items): the same negatives as RecBole's
+    RepeatableSampler, and numpy's generator left in the same state. 50 draws from the tiny
+    catalogue hit the positive often, so the redraw loop runs."""
+    _, _, _, valid, _ = build("SASRec", "cycle", dict(tiny, eval_args={"mode": mode}))
+    sampler = valid._sampler
+    draw = repeatable_draw(sampler)
+    assert draw is not None and sampler.distribution == (
+        "uniform" if mode == "uni20" else "popularity"
+    )
+    for items in ([3], [3, 5, 3], [1]):
+        items = np.array(items)
+        np.random.seed(7)
+        theirs = sampler.sample_by_user_ids(np.zeros(len(items), dtype=np.int64), items, 50)
+        after = np.random.random()
+        np.random.seed(7)
+        ours = draw(items, 50)
+        assert torch.equal(ours, theirs) and np.random.random() == after
+        assert not (ours.view(50, -1) == torch.from_numpy(items)).any()
+
+
+@pytest.mark.parametrize("mode", ["uni20", "pop20"])
+def test_the_same_candidates_and_scores_as_recbole(tiny, mode):
+    config, net, _, valid, _ = build("SASRec", "cycle", dict(tiny, eval_args={"mode": mode}))
     net.eval()
     init_seed(config["seed"], True)
     ours = next(iter(CandidateEvalDataLoader(config, valid._dataset, valid._sampler)))
     init_seed(config["seed"], True)
     theirs = next(iter(NegSampleEvalDataLoader(config, valid._dataset, valid._sampler)))
-    rows, candidates = ours[0], ours[0][CANDIDATES]  # [B], [B, 21]
-    B = len(rows)
+    # ours encodes each sample once, so a batch holds about 21 times RecBole's users: compare
+    # RecBole's first batch with as many of our first users
+    B = len(theirs[0]) // 21
+    assert len(ours[0]) > B
+    rows = ours[0][torch.arange(B)]
+    candidates = rows[CANDIDATES]  # [B, 21]
     # RecBole's rows: each user's sample 21 times over, its item the positive, then each negative
     assert torch.equal(theirs[0]["item_id"].view(B, 21), candidates)
     assert torch.equal(theirs[0]["item_id_list"].view(B, 21, -1)[:, 0], rows["item_id_list"])
@@ -84,3 +118,15 @@ def test_ml100k_sampled_metrics_equal_recbole_s(name, mode, monkeypatch):
     net.eval()
     results, _ = both_paths(config, net, test, monkeypatch)
     assert results["ours"] == results["recbole"]
+
+
+def test_full_ranking_batches_are_bounded_by_their_scores(tiny, monkeypatch):
+    config, net, _, valid, _ = build("SASRec", "cycle", tiny)
+    assert isinstance(valid, BoundedFullSortEvalDataLoader)
+    net.eval()
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    whole = trainer.evaluate(valid, load_best_model=False)
+    monkeypatch.setattr(dataloader, "FULL_SORT_SCORES", 3 * valid._dataset.item_num)
+    small = BoundedFullSortEvalDataLoader(config, valid._dataset, valid._sampler, shuffle=False)
+    assert small.step == 3 and len(small) == -(-len(valid._dataset) // 3)
+    assert trainer.evaluate(small, load_best_model=False) == whole
