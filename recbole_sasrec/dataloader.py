@@ -417,6 +417,17 @@ def candidate_scores_matrix(batch, scores: torch.Tensor, n_items: int) -> torch.
     return matrix
 
 
+def candidate_scores_compact(candidates: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """candidates, scores [users, 1 + N] -> the scores with every repeat of an item after its
+    first occurrence -inf: one column per distinct candidate, as RecBole's matrix has one cell
+    per item (a repeated item has one score)."""
+    ordered, index = candidates.sort(dim=1, stable=True)
+    repeat = torch.zeros_like(ordered, dtype=torch.bool)
+    repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]  # later copies, in column order
+    repeated = torch.zeros_like(repeat).scatter_(1, index, repeat).to(scores.device)
+    return scores.masked_fill(repeated, -np.inf)
+
+
 def candidate_labelled_scores(batch, scores: torch.Tensor, label_field: str):
     """For value metrics (AUC, LogLoss): RecBole's scored rows, one per (sample, candidate), in
     RecBole's order, as ``(Interaction with the labels, scores [rows])``."""

@@ -22,7 +22,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from .config import BUILTIN_PREFIX, get_model
-from .dataloader import CANDIDATES, candidate_labelled_scores, candidate_scores_matrix
+from .dataloader import (
+    CANDIDATES,
+    candidate_labelled_scores,
+    candidate_scores_compact,
+    candidate_scores_matrix,
+)
 from .keys import is_ours
 
 
@@ -149,7 +154,15 @@ class DistributedMixin:
 class CandidateScoringMixin:
     """Sampled evaluation from ``CandidateEvalDataLoader``: each sample's candidates scored from
     one encoding of its sequence (``model.score_candidates``), into the matrix (or, for value
-    metrics, the rows) RecBole's evaluator reads from its own loader."""
+    metrics, the rows) RecBole's evaluator reads from its own loader.
+
+    RecBole's matrix is [users, items], -inf but for the 1 + N candidates: its evaluator then
+    ranks, fills and sums whole catalogue rows, which costs more than the model at 20k items
+    and grows with the catalogue. When the metrics read only the ranks of the positives (rec.topk:
+    NDCG, Hit, MRR, Recall, Precision, MAP) and each user has one sample, the evaluator gets
+    the [users, 1 + N] candidate scores instead, the positive in column 0 and a repeated
+    negative's copies -inf: the same ranks, hence the same metrics (tested against RecBole's
+    path; only exactly equal scores of two different items could be ordered differently)."""
 
     def _neg_sample_batch_eval(self, batched_data):
         interaction = batched_data[0]
@@ -162,6 +175,14 @@ class CandidateScoringMixin:
         if self.config["eval_type"] == EvaluatorType.VALUE:
             labelled, flat = candidate_labelled_scores(batch, scores, self.config["LABEL_FIELD"])
             return labelled, flat, positive_u, positive_i
+        register = self.eval_collector.register
+        one_each = torch.equal(positive_u, torch.arange(len(positive_u)))
+        if one_each and not any(
+            register.need(k) for k in ("rec.items", "rec.meanrank", "rec.score")
+        ):
+            # only ranks are read (NDCG, Hit, MRR, ...): the candidates' columns are enough
+            compact = candidate_scores_compact(data[CANDIDATES], scores)
+            return interaction, compact, positive_u, torch.zeros_like(positive_u)
         return (
             interaction,
             candidate_scores_matrix(batch, scores, self.tot_item_num),

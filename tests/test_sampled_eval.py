@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import build
 from recbole.data.dataloader import NegSampleEvalDataLoader
+from recbole.data.interaction import Interaction
 from recbole.utils import init_seed
 
 from recbole_sasrec import dataloader
@@ -15,6 +16,8 @@ from recbole_sasrec.dataloader import (
     CANDIDATES,
     BoundedFullSortEvalDataLoader,
     CandidateEvalDataLoader,
+    candidate_scores_compact,
+    candidate_scores_matrix,
     repeatable_draw,
 )
 from recbole_sasrec.trainer import get_trainer
@@ -130,3 +133,53 @@ def test_full_ranking_batches_are_bounded_by_their_scores(tiny, monkeypatch):
     small = BoundedFullSortEvalDataLoader(config, valid._dataset, valid._sampler, shuffle=False)
     assert small.step == 3 and len(small) == -(-len(valid._dataset) // 3)
     assert trainer.evaluate(small, load_best_model=False) == whole
+
+
+def test_compact_candidate_scores_rank_as_recbole_s_matrix():
+    """Repeated negatives (common: 100 draws from a few thousand items) keep one column; the
+    positive's rank among the candidates is its rank in RecBole's [users, items] matrix."""
+    g = torch.Generator().manual_seed(0)
+    users, n_items, k = 64, 40, 10
+    positives = torch.arange(users) % (n_items - 1) + 1
+    draws = torch.randint(1, n_items - 1, (users, 20), generator=g)
+    negatives = draws + (draws >= positives[:, None]).long()  # any item but the positive
+    candidates = torch.cat([positives[:, None], negatives], 1)  # [users, 21]
+    assert (candidates[:, 1:] != candidates[:, :1]).all()
+    item_scores = torch.randn(users, n_items, generator=g)  # one score per (user, item)
+    scores = item_scores.gather(1, candidates)  # a repeated item: the same score
+    rows = Interaction({CANDIDATES: candidates})
+    positive_u = torch.arange(users)
+    dense = candidate_scores_matrix((rows, None, positive_u, candidates[:, 0]), scores, n_items)
+    compact = candidate_scores_compact(candidates, scores)
+    assert (compact == -float("inf")).any()  # there were repeats
+
+    def hits(matrix, positive_i):  # RecBole's Collector, rec.topk
+        _, top = torch.topk(matrix, k, dim=-1)
+        pos = torch.zeros_like(matrix, dtype=torch.int)
+        pos[positive_u, positive_i] = 1
+        return torch.cat((torch.gather(pos, 1, top), pos.sum(1, keepdim=True)), 1)
+
+    assert torch.equal(hits(dense, candidates[:, 0]), hits(compact, torch.zeros(users).long()))
+
+
+@pytest.mark.parametrize(
+    ("metrics", "compact"), [(["NDCG", "Hit", "MRR"], True), (["NDCG", "GAUC"], False)]
+)
+def test_recbole_s_matrix_only_where_a_metric_reads_more_than_ranks(tiny, metrics, compact, monkeypatch):
+    cfg = dict(tiny, eval_args={"mode": "uni20"}, metrics=metrics, valid_metric="NDCG@10")
+    config, net, _, valid, _ = build("SASRec", "cycle", cfg)
+    net.eval()
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    widths = []
+    real = trainer._neg_sample_batch_eval
+
+    def spy(batch):
+        out = real(batch)
+        widths.append(out[1].size(1))
+        return out
+
+    monkeypatch.setattr(trainer, "_neg_sample_batch_eval", spy)
+    results, _ = both_paths(config, net, valid, monkeypatch)
+    trainer.evaluate(valid, load_best_model=False)
+    assert set(widths) == ({21} if compact else {net.n_items})
+    assert results["ours"] == results["recbole"]
