@@ -165,7 +165,9 @@ def test_compact_candidate_scores_rank_as_recbole_s_matrix():
 @pytest.mark.parametrize(
     ("metrics", "compact"), [(["NDCG", "Hit", "MRR"], True), (["NDCG", "GAUC"], False)]
 )
-def test_recbole_s_matrix_only_where_a_metric_reads_more_than_ranks(tiny, metrics, compact, monkeypatch):
+def test_recbole_s_matrix_only_where_a_metric_reads_more_than_ranks(
+    tiny, metrics, compact, monkeypatch
+):
     cfg = dict(tiny, eval_args={"mode": "uni20"}, metrics=metrics, valid_metric="NDCG@10")
     config, net, _, valid, _ = build("SASRec", "cycle", cfg)
     net.eval()
