@@ -59,7 +59,13 @@ def download_dataset(name: str, folder: str | os.PathLike, url: str | None = Non
         archive = Path(tmp) / url.rpartition("/")[2]
         _fetch(url, archive)
         extracted = Path(tmp) / "extracted"
-        _extract(archive, extracted)
+        try:
+            _extract(archive, extracted)
+        except zipfile.BadZipFile as error:
+            raise ConfigError(
+                f"dataset={name!r}: the download from {url} is not a zip archive ({error}); "
+                "nothing was kept, the next run downloads it again"
+            ) from None
         _rename_atomic_files(extracted, archive.stem, name)
         if not (extracted / f"{name}.inter").is_file():
             raise ConfigError(

@@ -464,7 +464,7 @@ def test_a_recbole_data_set_is_downloaded_and_trained_on(tmp_path, zip_server, m
     # a broken download leaves nothing a later run would read
     monkeypatch.setitem(download._urls(), "ml-1m", f"{zip_server}/broken.zip")
     cfg["data_path"] = str(tmp_path / "other")
-    with pytest.raises((ConfigError, zipfile.BadZipFile)):
+    with pytest.raises(ConfigError, match="from .*/broken.zip is not a zip archive"):
         run_recbole("SASRec", "ml-1m", config_dict=cfg, saved=False)
     assert not (tmp_path / "other" / "ml-1m").exists()
     assert not list((tmp_path / "other").glob(".ml-1m.download-*"))
