@@ -235,7 +235,8 @@ class ItemSparseAdam:
     their moments, only ("lazy" Adam: a row's moments decay only when the row is used, so
     rarely used items move more than dense Adam would move them); every other parameter gets
     torch's Adam. The two have one learning rate and betas; RecBole's trainer sees one optimiser
-    (``step``, ``zero_grad``, ``param_groups``, ``state_dict``, ``load_state_dict``)."""
+    (``step``, ``zero_grad``, ``param_groups``, ``state_dict``, ``load_state_dict``: what it
+    and GradScaler call)."""
 
     def __init__(self, dense, sparse, lr: float, betas: tuple[float, float], **dense_options):
         self.dense = torch.optim.Adam(dense, lr=lr, betas=betas, **dense_options)
@@ -245,10 +246,6 @@ class ItemSparseAdam:
     @property
     def param_groups(self) -> list[dict]:
         return [group for opt in self.optimizers for group in opt.param_groups]
-
-    @property
-    def state(self):
-        return {k: v for opt in self.optimizers for k, v in opt.state.items()}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for opt in self.optimizers:
