@@ -100,8 +100,8 @@ def settings(args, name: str, seed: int) -> dict:
         **parse_sets(args.set),
     }
     converge = args.converge or (args.ours_converge and name in OURS_TO_RECBOLE)
-    if converge:
-        return dict(config, epochs=args.max_epochs, stopping_step=10)
+    if converge:  # RecBole's patience, 10 validations, unless --set stopping_step=N says otherwise
+        return dict(config, epochs=args.max_epochs, stopping_step=config.get("stopping_step", 10))
     return dict(config, epochs=args.epochs, stopping_step=args.epochs + 1)
 
 

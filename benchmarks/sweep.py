@@ -4,6 +4,12 @@
     python -m benchmarks.sweep --grid learning_rate=0.001,0.002,0.004 --seeds 2020 1 2
     python -m benchmarks.sweep --users 300 --grid learning_rate=0.001,0.004 --seeds 2020 1 2
     python -m benchmarks.sweep --model LightSANs --grid window_context=0,12,25 --set epochs=100
+    python -m benchmarks.sweep --one_at_a_time --grid "adam_betas=[0.9,0.999],[0.9,0.98]" \
+        embedding_scale=False,True weight_init=normal,xavier
+
+``--one_at_a_time``: the first value of every key is the base, and each other point changes one
+key from it (an ablation: 1 + the other values' count, not the product). Values are split at
+commas outside brackets, so a list is one value.
 
 Each run is one ``benchmarks.compare`` worker (its own process, one at a time): the model's
 defaults, the grid point, the seed, trained until RecBole's early stopping fires. Prints a
@@ -26,15 +32,39 @@ from pathlib import Path
 from .common import machine, mean_sd, run_worker, write_first_users
 
 
+def split_values(text: str) -> list[str]:
+    """'[0.9,0.999],[0.9,0.98]' -> ['[0.9,0.999]', '[0.9,0.98]']: commas inside brackets or
+    braces belong to the value."""
+    values, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char in "[{(") - (char in "]})")
+        if char == "," and depth == 0:
+            values.append(text[start:i])
+            start = i + 1
+    return [*values, text[start:]]
+
+
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
     """['learning_rate=0.001,0.004'] -> {'learning_rate': ['0.001', '0.004']}."""
     grid = {}
     for item in items:
         key, sep, values = item.partition("=")
-        if not sep or not values:
+        if not sep or not values or "" in split_values(values):
             sys.exit(f"--grid {item!r}: expected KEY=V1,V2,...")
-        grid[key] = values.split(",")
+        grid[key] = split_values(values)
     return grid
+
+
+def grid_points(grid: dict[str, list[str]], one_at_a_time: bool = False) -> list[tuple]:
+    """Every combination of the grid's values, or (``one_at_a_time``) the base (every key's
+    first value) and then each other value of each key with the rest at the base."""
+    if not one_at_a_time:
+        return list(itertools.product(*grid.values()))
+    base = tuple(values[0] for values in grid.values())
+    points = [base]
+    for i, values in enumerate(grid.values()):
+        points += [base[:i] + (value,) + base[i + 1 :] for value in values[1:]]
+    return points
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--max_epochs", type=int, default=300, help="cap on early-stopped runs")
     parser.add_argument("--record", default=None, help="JSON lines file of finished runs")
+    parser.add_argument(
+        "--one_at_a_time", action="store_true", help="the base and one key changed at a time"
+    )
     args = parser.parse_args(argv)
     command = "python -m benchmarks.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
 
@@ -76,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                 done[(r["point"], r["seed"])] = r
 
     rows = []
-    for point in itertools.product(*grid.values()):
+    for point in grid_points(grid, args.one_at_a_time):
         point_sets = [f"{k}={v}" for k, v in zip(grid, point, strict=True)]
         runs = []
         for seed in args.seeds:

@@ -12,10 +12,14 @@ and large catalogues cost, so every benchmark here draws from one of these shape
 
 Items are drawn from a Zipf-like popularity (probability of the r-th most popular item
 proportional to r^-0.9), the item ids shuffled so that an id says nothing about popularity.
-Timestamps increase within a user; users start at random times.
+Timestamps increase within a user; users start at random times. Drawn this way, an action says
+nothing about the next one (the best ranking is by popularity); ``--sequential P`` gives the
+log an order to learn: each action after a user's first is, with probability P, one of the
+previous item's 3 successors (fixed per item, drawn uniformly from the catalogue).
 
     python -m benchmarks.synthetic --shape amazon --users 31000 --items 20000 --out data
     python -m benchmarks.synthetic --shape ml20m --interactions 4000000 --out data
+    python -m benchmarks.synthetic --shape amazon --users 10000 --items 5000 --sequential 0.5
 
 writes ``<out>/<name>/<name>.inter`` and prints the name and the shape actually drawn.
 """
@@ -57,10 +61,12 @@ def draw_log(
     interactions: int | None = None,
     items: int | None = None,
     seed: int = 2020,
+    sequential: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user, item, timestamp) arrays, users 1..U and items 1..I as ints, grouped by user in
     time order. Give ``users``, or ``interactions`` (users are drawn until the log has them;
-    the last user is cut to fit)."""
+    the last user is cut to fit). ``sequential``: the probability that an action is one of the
+    previous item's successors (0: the same log as before the option existed)."""
     rng = np.random.default_rng(seed)
     if users is not None:
         lengths = user_lengths(shape, rng, users)
@@ -81,6 +87,14 @@ def draw_log(
     offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
     starts = rng.integers(0, 10**8, len(lengths))
     stamp = np.repeat(starts, lengths) + (np.arange(n) - offsets) * 60
+    if sequential > 0:  # drawn after everything above, so the rest of the log is unchanged
+        successors = rng.integers(1, n_items + 1, size=(n_items + 1, 3))  # [items + 1, 3]
+        follows = rng.random(n) < sequential
+        pick = rng.integers(0, 3, n)
+        position = np.arange(n) - offsets
+        for j in range(1, int(lengths.max())):  # position j of every user that long, at once
+            at = np.flatnonzero((position == j) & follows)
+            item[at] = successors[item[at - 1], pick[at]]
     return user, item, stamp
 
 
@@ -118,9 +132,29 @@ def describe(user: np.ndarray, item: np.ndarray) -> str:
     )
 
 
-def dataset_name(shape: str, users=None, interactions=None, items=None, seed=2020) -> str:
+def popularity_ndcg(user: np.ndarray, item: np.ndarray, k: int = 10) -> float:
+    """Leave-one-out test NDCG@k of ranking every item by its count in the training split (each
+    user's actions but the last two), seen items not removed, as RecBole's full ranking scores
+    sequential models: what a model reaches on a log without order. (RecBole's ``Pop`` counts an
+    item at most once per batch, ``cnt[item] = cnt[item] + 1``, so it ranks popular items lower.)"""
+    last = np.r_[user[1:] != user[:-1], True]  # the test action of each user (grouped, in order)
+    valid = np.r_[last[1:], False]  # the one before it
+    train = item[~last & ~valid]
+    counts = np.bincount(train, minlength=int(item.max()) + 1).astype(np.float64)
+    counts[0] = -1  # padding id, never ranked
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    r = rank[item[last]]
+    return float(np.where(r < k, 1 / np.log2(r + 2), 0.0).mean())
+
+
+def dataset_name(
+    shape: str, users=None, interactions=None, items=None, seed=2020, sequential=0.0
+) -> str:
     size = f"{users}u" if users is not None else f"{interactions}i"
-    return f"{shape}_{size}" + (f"_{items}items" if items else "") + f"_s{seed}"
+    order = f"_seq{sequential:g}" if sequential else ""
+    return f"{shape}_{size}" + (f"_{items}items" if items else "") + order + f"_s{seed}"
 
 
 def make(
@@ -150,16 +184,21 @@ def main(argv: list[str] | None = None) -> None:
     size.add_argument("--interactions", type=int)
     parser.add_argument("--items", type=int, default=None, help="catalogue size")
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument(
+        "--sequential", type=float, default=0.0, help="probability an action follows the last"
+    )
     parser.add_argument("--out", default="dataset")
     args = parser.parse_args(argv)
-    name = dataset_name(args.shape, args.users, args.interactions, args.items, args.seed)
-    user, item, stamp = draw_log(
-        SHAPES[args.shape], args.users, args.interactions, args.items, args.seed
-    )
+    if not 0 <= args.sequential <= 1:
+        parser.error(f"--sequential={args.sequential}: allowed: a probability in [0, 1]")
+    sizes = (args.users, args.interactions, args.items, args.seed)
+    name = dataset_name(args.shape, *sizes, args.sequential)
+    user, item, stamp = draw_log(SHAPES[args.shape], *sizes, args.sequential)
     path = write_atomic_file(Path(args.out), name, user, item, stamp)
     if args.items:
         write_item_file(Path(args.out), name, args.items)
     print(f"{path}: {describe(user, item)}")
+    print(f"ranked by popularity: test NDCG@10 {popularity_ndcg(user, item):.4f}")
     print(f"train with: run_recbole('SASRec', '{name}', config_dict={{'data_path': '{args.out}'}})")
 
 

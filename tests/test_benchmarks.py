@@ -1,0 +1,51 @@
+"""The sweep's grid: the table the defaults are chosen from must run the points it names."""
+
+from benchmarks.sweep import grid_points, parse_grid, split_values
+
+
+def test_values_split_at_commas_outside_brackets():
+    assert split_values("[0.9,0.999],[0.9,0.98]") == ["[0.9,0.999]", "[0.9,0.98]"]
+    assert split_values("{'mode':'full','x':[1,2]},3") == ["{'mode':'full','x':[1,2]}", "3"]
+    assert parse_grid(["learning_rate=0.001,0.004", "adam_betas=[0.9,0.98]"]) == {
+        "learning_rate": ["0.001", "0.004"],
+        "adam_betas": ["[0.9,0.98]"],
+    }
+
+
+def test_product_and_one_at_a_time():
+    grid = {"a": ["0", "1", "2"], "b": ["x", "y"]}
+    assert grid_points(grid) == [(a, b) for a in "012" for b in "xy"]
+    # the base, then one key away from it at a time: 1 + 2 + 1 points
+    assert grid_points(grid, one_at_a_time=True) == [("0", "x"), ("1", "x"), ("2", "x"), ("0", "y")]
+
+
+def test_synthetic_order_is_opt_in_and_learnable():
+    from benchmarks.synthetic import SHAPES, draw_log
+
+    plain = draw_log(SHAPES["amazon"], users=300, items=500, seed=7)
+    again = draw_log(SHAPES["amazon"], users=300, items=500, seed=7, sequential=0.0)
+    ordered = draw_log(SHAPES["amazon"], users=300, items=500, seed=7, sequential=0.6)
+    for a, b in zip(plain, again, strict=True):
+        assert (a == b).all()  # the default log is the one the shape benchmarks measured
+    assert (plain[0] == ordered[0]).all() and (plain[2] == ordered[2]).all()
+
+    def repeat_share(user, item):
+        """Share of consecutive same-user pairs (a, b) seen before in the log."""
+        same = user[1:] == user[:-1]
+        pairs = list(zip(item[:-1][same].tolist(), item[1:][same].tolist(), strict=True))
+        return 1 - len(set(pairs)) / len(pairs)
+
+    # popular pairs repeat by chance (16% here); with order, pairs from 3 successors repeat too
+    assert repeat_share(ordered[0], ordered[1]) > repeat_share(plain[0], plain[1]) + 0.1
+
+
+def test_popularity_ranking_of_a_log():
+    import numpy as np
+
+    from benchmarks.synthetic import popularity_ndcg
+
+    # item 3 is the most frequent training item (4 times), item 2 next (2); users 1 and 3 end on
+    # item 3 (rank 1: NDCG 1), user 2 on item 2 (rank 2: 1/log2(3)); validation items not counted
+    user = np.array([1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3])
+    item = np.array([3, 3, 2, 5, 3, 3, 2, 5, 2, 3, 1, 5, 3])
+    assert np.isclose(popularity_ndcg(user, item), (2 + 1 / np.log2(3)) / 3)
