@@ -192,9 +192,12 @@ def load_checkpoint(path: str, map_location: Any = "cpu", allow_pickle: bool = F
                 f"model_file={path!r} is not a checkpoint (it does not unpickle)"
             ) from None
         if not allow_pickle:
+            # torch lists them from a set, in an order that changes from process to process
+            names = sorted(unsafe)
+            named = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
             raise ConfigError(
                 f"model_file={path!r} needs full unpickling to load (RecBole's checkpoint "
-                f"format, or recbole_sasrec's before 0.2): it names {', '.join(unsafe[:4])}, and "
+                f"format, or recbole_sasrec's before 0.2): it names {named}, and "
                 f"unpickling can run any code a file holds; if you trust the file, allow it: "
                 f"allow_pickle=True (command line: --allow-pickle)"
             ) from None

@@ -373,6 +373,21 @@ def test_a_crafted_checkpoint_is_refused_without_running(tmp_path, capsys):
     assert not marker.exists()  # nothing in the file ran
 
 
+def test_the_refusal_names_the_unsafe_globals_in_a_fixed_order(tmp_path, monkeypatch):
+    """torch returns them from a set (another order in every process): the message sorts them,
+    so it names the same ones every time (the first eight)."""
+    bad = tmp_path / "bad.pth"
+    torch.save({"config": Payload(tmp_path / "ran"), "state_dict": {}}, bad)
+    names = [f"m{i:02d}.C" for i in range(10)][::-1]
+    monkeypatch.setattr(torch.serialization, "get_unsafe_globals_in_checkpoint", lambda _: names)
+    with pytest.raises(ConfigError) as error:
+        Recommender(str(bad))
+    assert "it names m00.C, m01.C, m02.C, m03.C, m04.C, m05.C, m06.C, m07.C and 2 more," in str(
+        error.value
+    )
+    assert not (tmp_path / "ran").exists()
+
+
 def test_checkpoints_load_with_weights_only_and_the_old_format_on_request(trained, tmp_path):
     _, model_file = trained
     checkpoint = torch.load(model_file, weights_only=True)  # plain data only
