@@ -27,6 +27,7 @@ writes ``<out>/<name>/<name>.inter`` and prints the name and the shape actually 
 from __future__ import annotations
 
 import argparse
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,9 +93,11 @@ def draw_log(
         follows = rng.random(n) < sequential
         pick = rng.integers(0, 3, n)
         position = np.arange(n) - offsets
-        for j in range(1, int(lengths.max())):  # position j of every user that long, at once
-            at = np.flatnonzero((position == j) & follows)
-            item[at] = successors[item[at - 1], pick[at]]
+        at = np.flatnonzero(follows & (position > 0))
+        at = at[np.argsort(position[at], kind="stable")]  # by position: a step reads the last
+        ends = np.searchsorted(position[at], np.arange(1, int(lengths.max()) + 1), side="right")
+        for lo, hi in itertools.pairwise([0, *ends]):  # position j of every user that long
+            item[at[lo:hi]] = successors[item[at[lo:hi] - 1], pick[at[lo:hi]]]
     return user, item, stamp
 
 

@@ -1,4 +1,5 @@
-"""The sweep's grid: the table the defaults are chosen from must run the points it names."""
+"""Benchmark helpers whose mistakes would go unseen in a table: the sweep's grid (the points the
+defaults are chosen from) and the synthetic logs (their order, their popularity baseline)."""
 
 from benchmarks.sweep import grid_points, parse_grid, split_values
 
