@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .convert import convert
+from .convert import FORMATS, convert
 
 
 def _items(text: str) -> list[str]:
@@ -137,7 +137,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("convert", help="make RecBole atomic files from a log")
     p.add_argument("--input", required=True)
-    p.add_argument("--format", choices=["sasrec", "csv"], default="sasrec")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="sasrec",
+        help="sasrec: 'user item' lines; sequences: 'user item item ...' lines, one per user, "
+        "oldest first; csv: a header and columns",
+    )
     p.add_argument("--name", required=True, help="data set name: writes <out>/<name>/<name>.inter")
     p.add_argument("--out", default="dataset", help="data_path to train with")
     p.add_argument("--user-col", default="user_id")

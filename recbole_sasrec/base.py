@@ -25,7 +25,7 @@ from .checks import (
     check_probability,
 )
 from .data import SEGMENT_USERS, SEGMENTS, AllPositionDataset, target_list_field
-from .layers import ACTIVATIONS, Block, Packed, SequenceEmbedding
+from .layers import ACTIVATIONS, Block, Packed, SequenceEmbedding, causal_mask
 from .losses import (
     LOSSES,
     NEGATIVE_SAMPLERS,
@@ -37,6 +37,15 @@ from .losses import (
     sampled_softmax,
     uniform_log_q,
 )
+
+
+def earlier_items(item_seq, is_target, visible):
+    """For every target position (row-major order of is_target [B, T]) the items at the
+    positions it sees (visible [B|1, T, T]): pairs (target index [P], item [P]), by target."""
+    index = torch.cumsum(is_target.reshape(-1).long(), 0).view_as(is_target) - 1  # [B, T]
+    pairs = visible.expand(item_seq.size(0), -1, -1) & is_target[:, :, None]  # [B, T, T]
+    b, t, j = pairs.nonzero(as_tuple=True)
+    return index[b, t], item_seq[b, j]
 
 
 def properties_dir() -> Path:
@@ -100,6 +109,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
         with torch.no_grad():
             self.embedding.item.weight[0].zero_()  # the pad item: never trained, scores 0
         self.exclude_history = config["negatives_exclude_history"]
+        self.exclude_earlier = bool(config["loss_exclude_earlier"])
         self._register_training_statistics(dataset)
 
     def _register_training_statistics(self, dataset) -> None:
@@ -145,6 +155,8 @@ class SelfAttentiveRecommender(SequentialRecommender):
         check_choice(config, "weight_init", ("normal", "xavier"))
         check_bool(config, "embedding_scale")
         check_bool(config, "negatives_exclude_history")
+        check_bool(config, "eval_exclude_history")
+        check_bool(config, "loss_exclude_earlier")
         check_bool(config, "adam_fused")
         check_bool(config, "sparse_item_updates")
         if config["sparse_item_updates"]:
@@ -179,6 +191,15 @@ class SelfAttentiveRecommender(SequentialRecommender):
                 f"training (loss_type BPR, BCE or gBCE), not those of loss_type="
                 f"{config['loss_type']!r} with train_all_positions={config['train_all_positions']}; "
                 f"allowed: False, or one of those losses with train_all_positions=True"
+            )
+        if config["loss_exclude_earlier"] and (
+            config["loss_type"] != "CE" or not config["train_all_positions"]
+        ):
+            raise ConfigError(
+                f"loss_exclude_earlier=True leaves earlier items out of the full softmax of "
+                f"all-position training, not loss_type={config['loss_type']!r} with "
+                f"train_all_positions={config['train_all_positions']}; allowed: False, or "
+                f"loss_type='CE' with train_all_positions=True"
             )
         check_positive_int(config, "loss_negatives")
         check_positive_int(config, "ce_max_logits")
@@ -326,6 +347,10 @@ class SelfAttentiveRecommender(SequentialRecommender):
             pos = targets[is_target]  # [N]
             users = users[is_target]  # [N]
             neg = self.sample_negatives(pos, users) if self.loss_type in PAIRWISE else None
+            if self.exclude_earlier:
+                seq = interaction[self.ITEM_SEQ][:, :T]
+                visible = causal_mask(T, seq.device) if packed is None else packed.visible[:, 0]
+                self._earlier = earlier_items(seq, is_target, visible)
         else:
             h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
             pos = interaction[self.POS_ITEM_ID]  # [B]
@@ -347,7 +372,8 @@ class SelfAttentiveRecommender(SequentialRecommender):
         items = self.embedding.item.weight  # [n_items, D], shared with the input (paper eq. 6)
         sparse = self.embedding.item.sparse
         if self.loss_type == "CE":
-            return cross_entropy(h, items, pos, self.ce_max_logits)
+            earlier = getattr(self, "_earlier", None) if self.exclude_earlier else None
+            return cross_entropy(h, items, pos, self.ce_max_logits, earlier)
         pos_emb = F.embedding(pos, items, sparse=sparse)  # [N, D]
         if self.loss_type in PAIRWISE:
             pos_score = (h * pos_emb).sum(-1)  # [N]

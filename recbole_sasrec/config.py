@@ -150,6 +150,23 @@ def check_eval_keys(final: dict[str, Any]) -> None:
         )
 
 
+def check_history_exclusion(final: dict[str, Any]) -> None:
+    """``eval_exclude_history`` needs full ranking and the rows of all-position training."""
+    if not final.get("eval_exclude_history"):
+        return
+    sampled = {p: m for p, m in final["eval_args"]["mode"].items() if m != "full"}
+    if sampled:
+        raise ConfigError(
+            f"eval_exclude_history=True removes the user's earlier items from a full ranking, "
+            f"but eval_args mode is {sampled}; allowed: mode 'full', or eval_exclude_history=False"
+        )
+    if not final.get("train_all_positions"):
+        raise ConfigError(
+            "eval_exclude_history=True reads each user's whole history from all-position "
+            "training's data set; allowed: train_all_positions=True, or eval_exclude_history=False"
+        )
+
+
 class Config(recbole.config.Config):
     """RecBole's ``Config`` with this package's model resolution, property files and checks.
 
@@ -299,6 +316,8 @@ class Config(recbole.config.Config):
         check_training_keys(final)
         super()._set_default_parameters()
         check_eval_keys(final)
+        if is_ours(self.model_class):
+            check_history_exclusion(final)
         if is_ours(self.model_class) and loss_type in PAIRWISE:
             # RecBole knows BPR only; both need (positive, negative) pairs from the loader.
             final["MODEL_INPUT_TYPE"] = InputType.PAIRWISE

@@ -1,9 +1,12 @@
 """Turn interaction logs into RecBole atomic files: ``<out>/<name>/<name>.inter``.
 
-Two inputs:
-* ``sasrec``: the SASRec text format (seeds 002 and 004): ``user item`` per line, whitespace
-  separated, sorted by time within each user, ids from 1. The line order within a user becomes
-  the timestamp.
+Three inputs:
+* ``sasrec``: the SASRec text format: ``user item`` per line, whitespace separated, sorted by
+  time within each user, ids from 1. The line order within a user becomes the timestamp.
+* ``sequences``: one line per user, ``user item item ...``, whitespace separated, oldest item
+  first (the files of the sequential-recommendation literature: S3-Rec, ICLRec, BSARec). An
+  item's place in its line becomes the timestamp (0, 1, ...), so RecBole's sort by time keeps
+  the order. A line with a user and no items, or a user on two lines, is an error.
 * ``csv``: a CSV/TSV with a header, user and item columns and an optional timestamp column
   (names given as options). Without a timestamp column the line order within a user is used.
 
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from .files import atomic_open
 
+FORMATS = ("sasrec", "sequences", "csv")
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 
 
@@ -59,6 +63,28 @@ def _sasrec_rows(path: Path):
                 f"{line.rstrip()!r}"
             )
         yield number, fields[0], fields[1], None
+
+
+def _sequence_rows(path: Path):
+    lines_of: dict[str, int] = {}
+    for number, line in enumerate(open(path, encoding="utf-8-sig"), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        user, items = fields[0], fields[1:]
+        if not items:
+            raise ConvertError(
+                f"{path}, line {number}: user {user!r} has no items; the format 'sequences' is "
+                f"one line per user, 'user item item ...' (oldest first)"
+            )
+        if user in lines_of:
+            raise ConvertError(
+                f"{path}, line {number}: user {user!r} is on line {lines_of[user]} too; the "
+                f"format 'sequences' is one line per user (for 'user item' lines: --format sasrec)"
+            )
+        lines_of[user] = number
+        for position, item in enumerate(items):
+            yield number, user, item, float(position)
 
 
 def _csv_rows(path: Path, user_col: str, item_col: str, time_col: str | None, sep: str | None):
@@ -129,10 +155,12 @@ def convert(
         raise ConvertError(f"{path}: no such file")
     if fmt == "sasrec":
         rows = _sasrec_rows(path)
+    elif fmt == "sequences":
+        rows = _sequence_rows(path)
     elif fmt == "csv":
         rows = _csv_rows(path, user_col, item_col, time_col, sep)
     else:
-        raise ConvertError(f"format={fmt!r} is not supported; allowed: sasrec, csv")
+        raise ConvertError(f"format={fmt!r} is not supported; allowed: {', '.join(FORMATS)}")
 
     folder = Path(out_dir) / name
     target = folder / f"{name}.inter"

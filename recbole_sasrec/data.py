@@ -50,6 +50,10 @@ from recbole.utils import FeatureSource, FeatureType
 # Fields of packed training rows (``train_batching: packed``, ``dataloader.pack_windows``):
 SEGMENTS = "window_segment"  # [B, L] the window (1, 2, ...) of each position, 0 for padding
 SEGMENT_USERS = "window_user_id"  # [B, L] the user of each position's window
+# Fields of validation and test rows with ``eval_exclude_history: True``: the user's earlier
+# interactions are the sorted rows [HISTORY_BEGIN, HISTORY_END) of the data set's ``_sorted``.
+HISTORY_BEGIN = "history_begin"
+HISTORY_END = "history_end"
 
 
 def target_list_field(config) -> str:
@@ -206,6 +210,13 @@ class AllPositionDataset(SequentialDataset):
         valid = self._sample_rows(split.rows(1), start, L)
         test = self._sample_rows(split.rows(2), start, L)
         train = self._window_rows(split.rows(0), uid, start, pos, L)
+        if self.config["eval_exclude_history"]:
+            items = inter[self.iid_field].numpy()
+            for name, part, rows in (
+                ("valid", valid, split.rows(1)),
+                ("test", test, split.rows(2)),
+            ):
+                self._mark_histories(name, part, rows, start, items)
         self.inter_feat = take(inter, samples)  # the samples' scalar fields
         # ... and their list fields on demand (dataset[index], as get_flops reads one sample)
         self._sorted, self._start, self._samples = inter, start, samples
@@ -288,6 +299,23 @@ class AllPositionDataset(SequentialDataset):
                     inter[field], begin, length, L
                 )[0]
         return Interaction(fields)
+
+    def _mark_histories(self, name, part, rows, start, items) -> None:
+        """Where each evaluation row's earlier interactions lie (``eval_exclude_history``), and
+        a log line counting the targets that repeat one of them (the ranking removes them)."""
+        begin, sizes = start[rows], rows - start[rows]
+        part.update(
+            Interaction(
+                {HISTORY_BEGIN: torch.from_numpy(begin), HISTORY_END: torch.from_numpy(rows)}
+            )
+        )
+        owner = np.repeat(np.arange(len(rows)), sizes)
+        earlier = items[np.repeat(begin, sizes) + ranks(sizes)]
+        repeats = np.unique(owner[earlier == items[rows][owner]])
+        self.logger.info(
+            f"eval_exclude_history: {len(repeats)} of {len(rows)} {name} targets repeat an "
+            f"earlier item of their user; it is removed from their ranking, so they count as misses"
+        )
 
     def _window_rows(self, rows, uid, start, pos, L: int) -> Interaction:
         """Windows of each user's training history; ``rows`` are the training targets, a prefix

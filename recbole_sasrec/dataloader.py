@@ -49,7 +49,7 @@ from recbole.data.utils import create_samplers, load_split_dataloaders, save_spl
 from recbole.sampler import RepeatableSampler
 from recbole.utils import ModelType, set_color
 
-from .data import SEGMENT_USERS, SEGMENTS, take
+from .data import HISTORY_BEGIN, HISTORY_END, SEGMENT_USERS, SEGMENTS, ranks, take
 from .keys import is_ours
 
 BATCHINGS = ("packed", "length", "random")
@@ -278,7 +278,11 @@ class BoundedFullSortEvalDataLoader(FullSortEvalDataLoader):
     """RecBole's full-ranking loader, with a batch of at most FULL_SORT_SCORES scores. For
     sequential models RecBole's batch is ``eval_batch_size`` samples, each scoring every item
     (a dense [4096, items] matrix and the evaluator's copies of it: 16 GB each at 1M items);
-    for other models it already divides by the number of items. Batches change no metric."""
+    for other models it already divides by the number of items. Batches change no metric.
+    ``exclude_history``: with ``eval_exclude_history``, remove the rows' earlier items (False:
+    RecBole's ranking of the same rows)."""
+
+    exclude_history = True
 
     def _init_batch_size_and_step(self):
         super()._init_batch_size_and_step()
@@ -286,6 +290,18 @@ class BoundedFullSortEvalDataLoader(FullSortEvalDataLoader):
             rows = min(self.step, max(1, FULL_SORT_SCORES // self._dataset.item_num))
             self.step = rows
             self.set_batch_size(rows)
+
+    def collate_fn(self, index):
+        """RecBole's batch; with ``eval_exclude_history`` its history index holds each row's
+        earlier items (rows [n], items [n]), which RecBole's trainer scores -inf."""
+        interaction, history, positive_u, positive_i = super().collate_fn(index)
+        if self.is_sequential and self.exclude_history and HISTORY_BEGIN in interaction:
+            begin = interaction[HISTORY_BEGIN].numpy()
+            sizes = interaction[HISTORY_END].numpy() - begin
+            items = self._dataset._sorted[self._dataset.iid_field]
+            rows = torch.from_numpy(np.repeat(np.arange(len(begin)), sizes))
+            history = rows, items[torch.from_numpy(np.repeat(begin, sizes) + ranks(sizes))]
+        return interaction, history, positive_u, positive_i
 
 
 def repeatable_draw(sampler):

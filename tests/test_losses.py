@@ -179,3 +179,39 @@ def test_sparse_item_updates_refused_where_they_cannot_train(tiny, overrides, ex
         ConfigError, match=f"sparse_item_updates=True cannot train here: {expected}"
     ):
         build("SASRec", "cycle", dict(tiny, sparse_item_updates=True, **overrides))
+
+
+def test_cross_entropy_without_earlier_items_by_hand_and_in_chunks():
+    torch.manual_seed(0)
+    h, W = torch.randn(7, 4, requires_grad=True), torch.randn(11, 4, requires_grad=True)
+    target = torch.tensor([3, 1, 4, 1, 5, 9, 2])
+    # target 1 has seen its own target (a repeat): it stays in its softmax
+    earlier = torch.tensor([0, 0, 1, 3, 3, 6]), torch.tensor([2, 5, 1, 4, 7, 1])
+    logits = (h @ W.T).detach()
+    for n, item in [(0, 2), (0, 5), (3, 4), (3, 7), (6, 1)]:
+        logits[n, item] = float("-inf")
+    expected = F.cross_entropy(logits, target)
+    one_shot = cross_entropy(h, W, target, 10**9, earlier)
+    grads = torch.autograd.grad(one_shot, (h, W))
+    chunked = cross_entropy(h, W, target, 20, earlier)  # 1 target a chunk
+    assert one_shot.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert chunked.item() == pytest.approx(expected.item(), rel=1e-6)
+    for a, b in zip(grads, torch.autograd.grad(chunked, (h, W)), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_earlier_items_of_packed_windows_stay_in_their_window():
+    from recbole_sasrec.base import earlier_items
+    from recbole_sasrec.layers import Packed
+
+    seq = torch.tensor([[5, 6, 7, 8, 9]])  # two windows: [5, 6] and [7, 8, 9]
+    targets = torch.tensor([[6, 0, 8, 9, 2]])  # position 1 is no target
+    packed = Packed.from_segments(torch.tensor([[1, 1, 2, 2, 2]]))
+    n, items = earlier_items(seq, targets > 0, packed.visible[:, 0])
+    pairs = sorted(zip(n.tolist(), items.tolist(), strict=True))
+    assert pairs == [(0, 5), (1, 7), (2, 7), (2, 8), (3, 7), (3, 8), (3, 9)]
+
+
+def test_excluding_earlier_items_trains(tiny):
+    result = run_recbole("SASRec", "cycle", config_dict=dict(tiny, loss_exclude_earlier=True))
+    assert result["test_result"]["hit@10"] > 0.5
