@@ -15,8 +15,8 @@ import argparse
 import sys
 
 from recbole_sasrec import Config, ConfigError
-from recbole_sasrec.allocator import apply_allocator_setting
-from recbole_sasrec.config import parse_command_line
+from recbole_sasrec.integration.allocator import apply_allocator_setting
+from recbole_sasrec.integration.config import parse_command_line
 from recbole_sasrec.tuning import (
     ALGOS,
     DEFAULT_EARLY_STOP,

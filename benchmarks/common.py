@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from recbole_sasrec.config import parse_value  # noqa: F401  (re-exported for the scripts)
+from recbole_sasrec.integration.config import parse_value  # noqa: F401  (re-exported for the scripts)
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 

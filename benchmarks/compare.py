@@ -51,10 +51,10 @@ def run_one(
     """Train one model to the configured stopping point; test its best checkpoint under full
     ranking and under ``uni100``."""
     from recbole_sasrec import Config
-    from recbole_sasrec.dataloader import data_preparation
-    from recbole_sasrec.logs import run_logging
-    from recbole_sasrec.quick_start import create_dataset, prepare
-    from recbole_sasrec.trainer import get_trainer
+    from recbole_sasrec.integration.loaders import data_preparation
+    from recbole_sasrec.integration.logs import run_logging
+    from recbole_sasrec.integration.quick_start import create_dataset, prepare
+    from recbole_sasrec.integration.trainer import get_trainer
 
     config = Config(name, dataset, config_files, config_dict)
     with run_logging(config):

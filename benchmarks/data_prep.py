@@ -34,10 +34,10 @@ def prepare_and_train(model: str, root: str, name: str, train: bool, sets: dict)
     from recbole.data.dataset import Dataset
 
     from recbole_sasrec import Config
-    from recbole_sasrec.dataloader import data_preparation
-    from recbole_sasrec.logs import run_logging
-    from recbole_sasrec.quick_start import create_dataset
-    from recbole_sasrec.trainer import get_trainer
+    from recbole_sasrec.integration.loaders import data_preparation
+    from recbole_sasrec.integration.logs import run_logging
+    from recbole_sasrec.integration.quick_start import create_dataset
+    from recbole_sasrec.integration.trainer import get_trainer
 
     phases: dict[str, float] = {}
     peaks: dict[str, float] = {}
@@ -81,7 +81,7 @@ def prepare_and_train(model: str, root: str, name: str, train: bool, sets: dict)
         }
         if not train:
             return result
-        from recbole_sasrec.config import get_model
+        from recbole_sasrec.integration.config import get_model
 
         for loss in ("BCE", "SSM"):  # both draw their negatives in the model: the same loader
             cfg = Config(model, name, config_dict=dict(base, loss_type=loss))

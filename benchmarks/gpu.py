@@ -37,9 +37,9 @@ DEFAULT_DATA = Path("/tmp/recbole_sasrec_synthetic")
 def worker(local_rank: int, model: str, dataset: str, config_dict: dict, out: str) -> None:
     """One process: train and evaluate as run_recbole does, timing each pass."""
     from recbole_sasrec import Config
-    from recbole_sasrec.logs import run_logging
-    from recbole_sasrec.quick_start import prepare
-    from recbole_sasrec.trainer import get_trainer
+    from recbole_sasrec.integration.logs import run_logging
+    from recbole_sasrec.integration.quick_start import prepare
+    from recbole_sasrec.integration.trainer import get_trainer
 
     if "world_size" in config_dict:
         config_dict = dict(config_dict, local_rank=local_rank)

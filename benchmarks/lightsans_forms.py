@@ -19,8 +19,8 @@ from datetime import date
 
 import torch
 
-from recbole_sasrec import lightsans
-from recbole_sasrec.lightsans import LowRankCausalAttention
+from recbole_sasrec.models import lightsans
+from recbole_sasrec.models.lightsans import LowRankCausalAttention
 
 from .common import machine
 

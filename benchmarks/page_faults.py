@@ -23,12 +23,13 @@ from .common import machine
 def worker(model: str, dataset: str, epochs: int, keep: bool) -> list[dict]:
     from recbole.utils import init_logger
 
-    from recbole_sasrec import Config, base
-    from recbole_sasrec.quick_start import prepare
-    from recbole_sasrec.trainer import get_trainer
+    from recbole_sasrec import Config
+    from recbole_sasrec.integration.allocator import keep_freed_memory
+    from recbole_sasrec.integration.quick_start import prepare
+    from recbole_sasrec.integration.trainer import get_trainer
 
-    if not keep:
-        base.keep_freed_memory = lambda: False  # glibc's defaults: mmap and unmap large blocks
+    if keep:  # else glibc's defaults: mmap and unmap large blocks
+        keep_freed_memory()
     settings = {"show_progress": False, "state": "WARNING"}
     config = Config(model=model, dataset=dataset, config_dict=settings)
     init_logger(config)

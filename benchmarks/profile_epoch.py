@@ -18,8 +18,8 @@ from datetime import date
 from recbole.utils import init_logger
 
 from recbole_sasrec import Config
-from recbole_sasrec.quick_start import prepare
-from recbole_sasrec.trainer import get_trainer
+from recbole_sasrec.integration.quick_start import prepare
+from recbole_sasrec.integration.trainer import get_trainer
 
 from .common import machine, parse_value
 

@@ -62,9 +62,9 @@ def loss_keys(spec: str) -> dict:
 def run_one(model: str, dataset: str, config_dict: dict, config_files: list[str]) -> dict:
     """Train to early stopping; test the best checkpoint under both protocols."""
     from recbole_sasrec import Config
-    from recbole_sasrec.logs import run_logging
-    from recbole_sasrec.quick_start import prepare
-    from recbole_sasrec.trainer import get_trainer
+    from recbole_sasrec.integration.logs import run_logging
+    from recbole_sasrec.integration.quick_start import prepare
+    from recbole_sasrec.integration.trainer import get_trainer
 
     config = Config(model, dataset, config_files or None, config_dict)
     with run_logging(config):
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
         return
 
-    from recbole_sasrec import convert
+    from recbole_sasrec.data import convert
 
     data = Path(args.data)
     name = data.stem

@@ -47,25 +47,25 @@ DEFAULT_DATA = Path("/tmp/recbole_sasrec_synthetic")
 
 def first_users(config, loader, n: int | None):
     """The loader over the first ``n`` samples of its data set (all when n is None or more)."""
-    from recbole_sasrec.data import take
-    from recbole_sasrec.dataloader import _eval_loader
+    from recbole_sasrec.data.arrays import take
+    from recbole_sasrec.integration.loaders import eval_loader
 
     part = loader._dataset
     if n is None or n >= len(part):
         return loader
     phase = loader._sampler.phase if loader._sampler is not None else "valid"
     part = part.copy(take(part.inter_feat, np.arange(n)))
-    return _eval_loader(config, phase, part, loader._sampler)
+    return eval_loader(config, phase, part, loader._sampler)
 
 
 def measure(
     model: str, dataset: str, root: str | None, overrides: dict, evaluate: bool, eval_users=None
 ) -> dict:
     from recbole_sasrec import Config
-    from recbole_sasrec.dataloader import data_preparation
-    from recbole_sasrec.logs import run_logging
-    from recbole_sasrec.quick_start import create_dataset, prepare
-    from recbole_sasrec.trainer import get_trainer
+    from recbole_sasrec.integration.loaders import data_preparation
+    from recbole_sasrec.integration.logs import run_logging
+    from recbole_sasrec.integration.quick_start import create_dataset, prepare
+    from recbole_sasrec.integration.trainer import get_trainer
 
     base = {"show_progress": False, "state": "WARNING", **PAPER, **overrides}
     if model != "LightSANs":

@@ -17,10 +17,10 @@ from datetime import date
 
 def count(dataset: str, data_path: str | None, context: int) -> dict:
     from recbole_sasrec import Config
-    from recbole_sasrec.data import target_list_field
-    from recbole_sasrec.dataloader import data_preparation
-    from recbole_sasrec.logs import run_logging
-    from recbole_sasrec.quick_start import create_dataset
+    from recbole_sasrec.core.fields import target_list_field
+    from recbole_sasrec.integration.loaders import data_preparation
+    from recbole_sasrec.integration.logs import run_logging
+    from recbole_sasrec.integration.quick_start import create_dataset
 
     cfg = {"window_context": context, "state": "ERROR", "show_progress": False}
     if data_path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .convert import FORMATS, convert
+from .data.convert import FORMATS, convert
 
 
 def _items(text: str) -> list[str]:
@@ -20,7 +20,7 @@ def _items(text: str) -> list[str]:
 
 
 def _recommender(args):
-    from .recommend import Recommender
+    from .inference.recommender import Recommender
 
     return Recommender(args.model_file, args.data_path, args.allow_pickle)
 
@@ -67,7 +67,7 @@ def _recommend(args) -> None:
 
 
 def _attention(args) -> None:
-    from .recommend import plot_attention
+    from .inference.attention import plot_attention
 
     rec = _recommender(args)
     if args.user is not None:

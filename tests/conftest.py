@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import os
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from recbole_sasrec import Config
-from recbole_sasrec.quick_start import prepare
+from recbole_sasrec import Config, convert, run_recbole
+from recbole_sasrec.integration.quick_start import prepare
 
 N_USERS, N_ITEMS = 60, 30
+TESTS = Path(__file__).resolve().parent  # on PYTHONPATH for subprocesses: conftest imports
+REPO = TESTS.parent
 
 
 def write_cycle_dataset(
@@ -79,3 +84,97 @@ def build(model: str, dataset: str, config_dict: dict):
     config = Config(model=model, dataset=dataset, config_dict=config_dict)
     _, train, valid, test, net = prepare(config)
     return config, net, train, valid, test
+
+
+# ---- shared by several test files ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def long_histories(tmp_path, tiny):
+    """Users of 3 to 45 actions over 500 items (no item twice in a user's history), L = 10."""
+    root = write_cycle_dataset(tmp_path / "long", n_users=40, n_items=500, min_len=3, max_len=45)
+    return dict(tiny, data_path=str(root))
+
+
+def log_lines(n_users=30, n_items=20, extra=0, step=3, length=(6, 5)) -> str:
+    """SASRec text format: 'user item' per line, time order within a user, ids from 1. User u
+    walks the cycle i -> i + 1 over n_items items from item step * u, for length[0] + u %
+    length[1] actions, so the next item is known."""
+    lines = []
+    for u in range(1, n_users + 1):
+        for t in range(length[0] + u % length[1]):
+            lines.append(f"{u} {(step * u + t) % n_items + 1 + extra}")
+    return "\n".join(lines) + "\n"
+
+
+def train_converted(root: Path, log: str, data_path: str, name: str, **keys) -> dict:
+    """Convert ``log`` into ``data_path`` and train SASRec on it (TINY and ``keys``), from
+    ``root``."""
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        (root / "log.txt").write_text(log)
+        convert("log.txt", data_path, name)
+        config = dict(TINY, data_path=data_path, checkpoint_dir=str(root / "saved"), **keys)
+        return run_recbole("SASRec", name, config_dict=config)
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def trained_relative(tmp_path_factory):
+    """A converted data set under data/ and a model trained on it (relative data_path):
+    (root, model file)."""
+    root = tmp_path_factory.mktemp("trust")
+    result = train_converted(root, log_lines(), "data", "toy", epochs=3)
+    return root, result["model_file"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model trained on a converted log of 40 users over 30 items: (model file, root)."""
+    root = tmp_path_factory.mktemp("own")
+    log = log_lines(n_users=40, n_items=30, step=7, length=(8, 9))
+    result = train_converted(root, log, str(root / "data"), "mylog")
+    assert result["test_result"]["hit@10"] > 0.9  # trained on the converted file
+    return result["model_file"], root
+
+
+GRID = {"learning_rate": [0.01, 0.001], "n_layers": [1, 2]}  # 4 trials
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def space(tmp_path) -> Path:
+    """A 2 x 2 grid named after SASRec."""
+    lines = [f"{key} choice {values}" for key, values in GRID.items()]
+    return write(tmp_path / "sasrec.test", "\n".join(lines) + "\n")
+
+
+def assert_search_result(result, output_file: Path, n_trials: int) -> None:
+    """Every trial listed in the file with finite metrics; the best is the best of them."""
+    assert len(result.trials) == n_trials
+    text = output_file.read_text()
+    for i, trial in enumerate(result.trials, start=1):
+        assert f"trial {i}: {trial.params_str} ({trial.status})" in text
+        assert all(math.isfinite(v) for v in trial.valid_result.values()) and trial.valid_result
+        assert math.isfinite(trial.valid_score)
+        if trial.test_result is not None:
+            assert all(math.isfinite(v) for v in trial.test_result.values())
+    completed = [t for t in result.trials if t.test_result is not None]
+    best = result.best
+    assert best in completed
+    assert best.valid_score == max(t.valid_score for t in completed)  # NDCG@10: bigger
+    assert best.valid_score == best.valid_result["ndcg@10"]
+    assert f"best trial {result.trials.index(best) + 1}: {best.params_str}" in text
+    assert text.count("Test result:") == len(completed) + 1  # + the best, repeated at the end

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..checks import ConfigError
+from ..core.keys import ConfigError
 from .space import Param
 
 

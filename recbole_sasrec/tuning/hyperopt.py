@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from recbole.trainer.hyper_tuning import HyperTuning
 
-from ..checks import ConfigError
+from ..core.keys import ConfigError
 from .exhaustive import ExhaustiveSearch
 from .objective import objective_function
 from .results import SearchResult, TrialResult

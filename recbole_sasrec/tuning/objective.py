@@ -6,10 +6,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Config
-from ..logs import run_logging
-from ..quick_start import prepare
-from ..trainer import get_trainer
+from ..integration.config import Config
+from ..integration.logs import run_logging
+from ..integration.quick_start import prepare
+from ..integration.trainer import get_trainer
 
 Reporter = Callable[[dict[str, Any]], None]
 

@@ -12,8 +12,8 @@ import os
 import time
 from typing import Any
 
-from ..allocator import apply_allocator_setting
-from ..checks import ConfigError
+from ..core.keys import ConfigError
+from ..integration.allocator import apply_allocator_setting
 from .objective import objective_function, tune_metrics
 from .results import COMPLETED, SearchResult, TrialResult
 from .search import DEFAULT_OUTPUT_FILE, finish, prepare_search

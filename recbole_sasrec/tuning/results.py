@@ -17,7 +17,7 @@ from typing import Any
 from recbole.trainer.hyper_tuning import HyperTuning
 from recbole.utils.utils import dict2str
 
-from ..files import write_text_atomic
+from ..core.files import write_text_atomic
 
 COMPLETED = "completed"
 

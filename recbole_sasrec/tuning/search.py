@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checks import ConfigError
-from ..config import BUILTIN_PREFIX, MODELS, Config, get_model
-from ..keys import check_keys
+from ..core.keys import ConfigError
+from ..integration.config import Config
+from ..integration.known_keys import check_keys
+from ..integration.registry import BUILTIN_PREFIX, MODELS, get_model
 from .results import SearchResult
 from .space import Param, load_search_space
 

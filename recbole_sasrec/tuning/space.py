@@ -9,7 +9,7 @@ One key per line::
 
 Blank lines and lines starting with ``#`` are skipped; any other line that does not parse is an
 error. Before the first trial every key is checked against the keys the model and RecBole read
-(``recbole_sasrec.keys.check_keys``), so a typo or a key of another model cannot turn into a
+(``integration.known_keys.check_keys``), so a typo or a key of another model cannot turn into a
 silent no-op. A ``quniform`` line whose low, high and q are all written as integers yields ints
 (hyperopt and Tune would give 2.0, which ``n_layers`` or ``n_heads`` cannot take).
 """
@@ -22,9 +22,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checks import ConfigError
-from ..config import get_model
-from ..keys import check_keys
+from ..core.keys import ConfigError
+from ..integration.known_keys import check_keys
+from ..integration.registry import get_model
 
 KINDS = ("choice", "uniform", "quniform", "loguniform")
 FORMS = (

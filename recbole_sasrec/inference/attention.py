@@ -1,0 +1,52 @@
+"""Attention maps of a saved model drawn as heatmaps, one panel per block, map and head."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def plot_attention(
+    tokens: list[str], maps: list[dict[str, torch.Tensor]], out: str, labels=None, title=""
+) -> int:
+    """Heatmaps of every block's attention (rows: query position, columns: key position or
+    interest) for every head; returns the number of panels drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = labels or tokens
+    names = list(maps[0])
+    n_heads = maps[0][names[0]].shape[0]
+    rows, cols = len(maps), len(names) * n_heads
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1, 3.2 * rows + 1), squeeze=False)
+    T = len(tokens)
+    tick = max(1, T // 12)
+    for layer, block in enumerate(maps):
+        for n, name in enumerate(names):
+            for h in range(n_heads):
+                ax = axes[layer][n * n_heads + h]
+                w = block[name][h].numpy()
+                image = ax.imshow(w, cmap="viridis", aspect="auto", vmin=0)
+                fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+                ax.set_title(f"block {layer + 1}, head {h + 1}\n{name}", fontsize=8)
+                ax.set_yticks(range(0, T, tick), [labels[i][:18] for i in range(0, T, tick)])
+                ax.tick_params(labelsize=6)
+                if w.shape[1] == T:
+                    ax.set_xticks(
+                        range(0, T, tick), [labels[i][:18] for i in range(0, T, tick)], rotation=90
+                    )
+                else:
+                    ax.set_xticks(
+                        range(w.shape[1]),
+                        [f"interest {j + 1}" for j in range(w.shape[1])],
+                        rotation=90,
+                    )
+    fig.suptitle(title or "attention (rows: query position; columns: key)", fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return rows * cols

@@ -1,0 +1,272 @@
+"""Top-k recommendations and attention maps from a saved model, in the data set's own tokens.
+
+Users and items are given and returned as the tokens of the data files (``"196"``, ``"242"``),
+never as RecBole's internal ids.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..core.keys import ConfigError
+from ..data.arrays import gather_windows, ranks
+from ..integration.quick_start import load_model
+from .output import read_titles, write_frames
+
+
+@dataclass
+class Recommendation:
+    """One recommended item: its token, score and title (when the data set has titles)."""
+
+    rank: int
+    item: str
+    score: float
+    title: str | None = None
+
+
+class Recommender:
+    """A loaded checkpoint that answers recommendation and attention queries.
+
+    ``Recommender(model_file)`` loads once; ``recommend``, ``recommend_all`` and ``attention``
+    can then be called many times. Long inputs are cut to their most recent
+    MAX_ITEM_LIST_LENGTH items, as training does. ``data_path`` reads the data from another
+    folder than the one the checkpoint was trained from; ``allow_pickle`` also loads a file that
+    needs full unpickling (which runs code the file holds: only for a file you trust).
+    """
+
+    def __init__(self, model_file: str, data_path: str | None = None, allow_pickle: bool = False):
+        self.model_file = model_file
+        self.config, self.model, self.dataset = load_model(model_file, data_path, allow_pickle)
+        self.uid_field, self.iid_field = self.dataset.uid_field, self.dataset.iid_field
+        self.max_len = self.config["MAX_ITEM_LIST_LENGTH"]
+        self._item_token_id = self.dataset.field2token_id[self.iid_field]
+        self._item_tokens = self.dataset.field2id_token[self.iid_field]
+        self._user_tokens = self.dataset.field2id_token[self.uid_field]
+        self._csr = None
+        self._titles = None
+
+    # ---- inputs ---------------------------------------------------------------------------
+    def _histories(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every user's history, oldest first, as CSR arrays over internal user ids:
+        ``items[offsets[u]:offsets[u + 1]]``."""
+        if self._csr is None:
+            feat = self.dataset.inter_feat  # filtered and remapped, one row per interaction
+            users = feat[self.uid_field].to_numpy()
+            order = np.lexsort((feat[self.dataset.time_field].to_numpy(), users))
+            counts = np.bincount(users, minlength=len(self._user_tokens))
+            offsets = np.concatenate([[0], np.cumsum(counts)])
+            self._csr = offsets, feat[self.iid_field].to_numpy()[order]
+        return self._csr
+
+    def user_ids(self, users: Sequence[str]) -> np.ndarray:
+        """User tokens -> internal ids of users with a history; an error names the unknown."""
+        token_id = self.dataset.field2token_id[self.uid_field]
+        offsets, _ = self._histories()
+        ids = np.array([token_id.get(str(u), 0) for u in users], dtype=np.int64)
+        unknown = [
+            str(u)
+            for u, i in zip(users, ids, strict=True)
+            if i == 0 or offsets[i + 1] == offsets[i]
+        ]
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            who = f"user={unknown[0]!r} is" if len(unknown) == 1 else f"{len(unknown)} users are"
+            raise ValueError(
+                f"{who} not a user of data set {self.config['dataset']!r}"
+                + (f" ({shown})" if len(unknown) > 1 else "")
+                + f" (tokens as in its .inter file, e.g. {self._user_tokens[1]!r})"
+            )
+        return ids
+
+    def history(self, user: str) -> list[int]:
+        """A known user's whole interaction history, oldest first, as internal item ids."""
+        offsets, items = self._histories()
+        (uid,) = self.user_ids([user])
+        return items[offsets[uid] : offsets[uid + 1]].tolist()
+
+    def item_ids(self, items: Sequence[str]) -> list[int]:
+        """Item tokens -> internal ids; an error names every unknown token."""
+        if len(items) == 0:
+            raise ValueError("items is empty: give at least one item token")
+        unknown = [i for i in items if str(i) not in self._item_token_id]
+        if unknown:
+            raise ValueError(
+                f"items {unknown} are not items of data set {self.config['dataset']!r}"
+            )
+        return [self._item_token_id[str(i)] for i in items]
+
+    def _batch(self, items: np.ndarray, start: np.ndarray, end: np.ndarray) -> dict:
+        """The model's input for sequences ``items[start_b:end_b]``, each cut to its most recent
+        MAX_ITEM_LIST_LENGTH items: [B, L] item ids (0-padded on the right) and lengths [B]."""
+        length = np.minimum(end - start, self.max_len)
+        seq, _ = gather_windows(torch.from_numpy(items), end - length, length, self.max_len)
+        device = self.config["device"]
+        return {
+            self.model.ITEM_SEQ: seq.to(device),
+            self.model.ITEM_SEQ_LEN: torch.from_numpy(length).to(device),
+        }
+
+    def _sequences(self, sequences: list[list[int]]) -> dict:
+        ends = np.cumsum([len(s) for s in sequences])
+        flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
+        return self._batch(flat, ends - [len(s) for s in sequences], ends)
+
+    # ---- outputs --------------------------------------------------------------------------
+    def title(self, item: str) -> str | None:
+        if self._titles is None:
+            self._titles = read_titles(self.config["data_path"], self.config["dataset"])
+        return self._titles.get(item)
+
+    def _check_k(self, k: int, seen: int = 0, who: str = "") -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k={k!r} must be a positive integer")
+        n_items = self.model.n_items - 1  # item id 0 is padding
+        if k > n_items - seen:
+            unseen = f", {n_items - seen} of them not in the history of {who}" if seen else ""
+            raise ValueError(
+                f"k={k} is larger than the number of items that can be recommended: the data "
+                f"set has {n_items} items{unseen}; allowed: k <= {n_items - seen}"
+            )
+
+    @torch.no_grad()
+    def _top(self, batch: dict, seen_rows, seen_items, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.model.full_sort_predict(batch).cpu()  # [B, n_items]
+        scores[:, 0] = -torch.inf
+        scores[torch.as_tensor(seen_rows), torch.as_tensor(seen_items)] = -torch.inf
+        return scores.topk(k, dim=1)
+
+    def recommend(
+        self,
+        users: Sequence[str] | None = None,
+        item_sequences: Sequence[Sequence[str]] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+    ) -> list[list[Recommendation]]:
+        """Top-k items for each user (their history) or each item sequence, best first."""
+        if (users is None) == (item_sequences is None):
+            raise ValueError("give exactly one of users=[...] or item_sequences=[[...], ...]")
+        if users is not None:
+            sequences = [self.history(u) for u in users]
+            names = [f"user {u!r}" for u in users]
+        else:
+            sequences = [self.item_ids(list(s)) for s in item_sequences]
+            names = [f"sequence {i + 1}" for i in range(len(sequences))]
+        for seq, who in zip(sequences, names, strict=True):
+            self._check_k(k, len(set(seq)) if exclude_seen else 0, who)
+        rows = [np.full(len(s), r) for r, s in enumerate(sequences)] if exclude_seen else [[]]
+        cols = sequences if exclude_seen else [[]]
+        top = self._top(
+            self._sequences(sequences),
+            np.concatenate(rows).astype(np.int64),
+            np.concatenate([np.asarray(c, dtype=np.int64) for c in cols]),
+            k,
+        )
+        return [
+            [
+                Recommendation(rank + 1, item, float(score), self.title(item))
+                for rank, (item, score) in enumerate(
+                    zip(self._item_tokens[ids.numpy()].tolist(), values.tolist(), strict=True)
+                )
+            ]
+            for ids, values in zip(top.indices, top.values, strict=True)
+        ]
+
+    def iter_recommendations(
+        self,
+        users: Sequence[str] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_size: int = 1024,
+    ) -> Iterator[pd.DataFrame]:
+        """Top-k of many users (all users with a history when ``users`` is None), a DataFrame
+        per batch of ``batch_size`` users: columns user, rank, item, score. Each user's history
+        is encoded once; seen items are masked per batch from the histories' CSR arrays, never
+        through a users x items matrix."""
+        offsets, items = self._histories()
+        if users is None:
+            ids = np.flatnonzero(np.diff(offsets) > 0)
+        else:
+            ids = self.user_ids(list(users))
+        counts = np.diff(offsets)[ids]
+        if len(ids):
+            worst = int(np.argmax(counts))
+            seen = len(set(items[offsets[ids[worst]] : offsets[ids[worst] + 1]].tolist()))
+            self._check_k(k, seen if exclude_seen else 0, f"user {self._user_tokens[ids[worst]]!r}")
+        for lo in range(0, len(ids), batch_size):
+            batch_ids = ids[lo : lo + batch_size]
+            start, end = offsets[batch_ids], offsets[batch_ids + 1]
+            batch = self._batch(items, start, end)
+            if exclude_seen:
+                sizes = end - start
+                seen_rows = np.repeat(np.arange(len(batch_ids)), sizes)
+                seen_items = items[np.repeat(start, sizes) + ranks(sizes)]
+            else:
+                seen_rows = seen_items = np.zeros(0, dtype=np.int64)
+            top = self._top(batch, seen_rows, seen_items, k)
+            yield pd.DataFrame(
+                {
+                    "user": np.repeat(self._user_tokens[batch_ids], k),
+                    "rank": np.tile(np.arange(1, k + 1), len(batch_ids)),
+                    "item": self._item_tokens[top.indices.numpy().reshape(-1)],
+                    "score": top.values.numpy().reshape(-1),
+                }
+            )
+
+    def recommend_all(
+        self,
+        users: Sequence[str] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_size: int = 1024,
+    ) -> pd.DataFrame:
+        """``iter_recommendations`` in one DataFrame (user, rank, item, score)."""
+        parts = list(self.iter_recommendations(users, k, exclude_seen, batch_size))
+        if not parts:
+            return pd.DataFrame({"user": [], "rank": [], "item": [], "score": []})
+        return pd.concat(parts, ignore_index=True)
+
+    def write_recommendations(
+        self,
+        out: str | os.PathLike,
+        users: Sequence[str] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_size: int = 1024,
+    ) -> int:
+        """Write ``iter_recommendations`` batch by batch to ``out`` (.csv or .parquet); the file
+        appears only when complete. Returns the number of users."""
+        return write_frames(out, self.iter_recommendations(users, k, exclude_seen, batch_size), k)
+
+    @torch.no_grad()
+    def attention(self, user: str | None = None, items: Sequence[str] | None = None):
+        """Attention weights of every block for one user's most recent sequence (or an item
+        sequence): ``(item tokens of the sequence, [dict name -> [h, T, ...] per block])``."""
+        if not hasattr(self.model, "attention_maps"):
+            raise ConfigError(
+                f"model_file={self.model_file!r} is a {self.config['model']} checkpoint, which "
+                f"has no attention maps; allowed: checkpoints of SASRec or LightSANs"
+            )
+        ids = self.history(user) if user is not None else self.item_ids(list(items or []))
+        ids = ids[-self.max_len :]
+        maps = self.model.attention_maps(torch.tensor([ids], device=self.config["device"]))
+        tokens = self._item_tokens[np.asarray(ids)].tolist()
+        return tokens, [{name: w[0].cpu() for name, w in block.items()} for block in maps]
+
+
+def recommend(
+    model_file: str,
+    users: Sequence[str] | None = None,
+    item_sequences: Sequence[Sequence[str]] | None = None,
+    k: int = 10,
+    exclude_seen: bool = True,
+) -> list[list[Recommendation]]:
+    """Top-k items, as the data set's item tokens with scores, for each of ``users`` (from their
+    whole history) or each of ``item_sequences`` (item tokens, oldest first). Items already in
+    the input history are left out unless ``exclude_seen=False``."""
+    return Recommender(model_file).recommend(users, item_sequences, k, exclude_seen)

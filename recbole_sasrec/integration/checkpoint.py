@@ -1,0 +1,210 @@
+"""Checkpoints that load without unpickling code, and that know the data they were trained on.
+
+RecBole's checkpoints pickle the ``Config`` object, so reading one needs
+``torch.load(weights_only=False)``, which runs whatever code a crafted file carries. Ours hold
+plain data only, and every reader here loads them with ``weights_only=True``:
+
+    format            "recbole_sasrec/1"
+    version           this package's version
+    config            the final configuration as primitives, lists and dicts (``config_to_plain``)
+    data              the data fingerprint (``data_fingerprint``)
+    state_dict, optimizer, other_parameter, epoch, cur_step, best_valid_score   (RecBole's)
+
+A file that needs full unpickling (RecBole's own format) is refused with a
+message that says how to opt in: ``allow_pickle=True`` (command line: ``--allow-pickle``), for a
+file one trusts.
+
+The data fingerprint records the token -> id maps of users and items (the rows of the
+embedding) and a hash of the interaction file. Loading refuses a checkpoint whose users or items
+no longer map to the same ids (a re-converted data set, a changed catalogue), naming both; a
+changed file with the same users and items is reported and allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zipfile
+from importlib.metadata import PackageNotFoundError, version
+from logging import getLogger
+from typing import Any
+
+import torch
+
+from ..core.files import atomic_open
+from ..core.keys import ConfigError
+
+FORMAT = "recbole_sasrec/1"
+# Set by Config itself, rebuilt from the rest: not stored.
+DERIVED_KEYS = frozenset(
+    {
+        "MODEL_TYPE",
+        "MODEL_INPUT_TYPE",
+        "eval_type",
+        "device",
+        "single_spec",
+        "local_rank",
+        "valid_neg_sample_args",
+        "test_neg_sample_args",
+        "config_files",
+    }
+)
+
+
+def package_version() -> str:
+    try:
+        return version("recbole-sasrec")
+    except PackageNotFoundError:  # a checkout that is not installed
+        return "unknown"
+
+
+def config_to_plain(config) -> dict[str, Any]:
+    """The configuration a ``Config`` can be rebuilt from: its final keys without the derived
+    ones, ``data_path`` as the absolute folder that holds the data set's folder."""
+    plain = {k: v for k, v in config.final_config_dict.items() if k not in DERIVED_KEYS}
+    plain["data_path"] = os.path.dirname(os.path.abspath(config["data_path"]))
+    neg = plain.get("train_neg_sample_args")
+    if isinstance(neg, dict) and neg.get("distribution") == "none":
+        plain["train_neg_sample_args"] = None  # what RecBole's "none" is normalised from
+    bad = {k: type(v).__name__ for k, v in plain.items() if not _is_plain(v)}
+    if bad:
+        raise TypeError(f"configuration values that are not plain data: {bad}")
+    return plain
+
+
+def _is_plain(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(map(_is_plain, value))
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def config_from_plain(plain: dict[str, Any], data_path: str | None = None):
+    """The ``Config`` a checkpoint was trained with (``data_path`` to read the data elsewhere)."""
+    from .config import Config
+
+    values = dict(plain)
+    if data_path is not None:
+        values["data_path"] = os.path.abspath(data_path)
+    model, dataset = values.pop("model"), values.pop("dataset")
+    return Config(model=model, dataset=dataset, config_dict=values)
+
+
+# ---- the data ---------------------------------------------------------------------------------
+def _tokens_hash(tokens) -> str:
+    digest = hashlib.sha256()
+    for token in tokens:
+        digest.update(str(token).encode("utf-8") + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def file_hash(path: str) -> str | None:
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(dataset, config) -> dict[str, Any]:
+    """Users and items as the model knows them (token -> id maps) and the interaction file."""
+    inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
+    users = dataset.field2id_token[dataset.uid_field]
+    items = dataset.field2id_token[dataset.iid_field]
+    return {
+        "dataset": config["dataset"],
+        "inter_file": os.path.abspath(inter_file),
+        "inter_sha256": file_hash(inter_file),
+        "users": len(users) - 1,
+        "items": len(items) - 1,
+        "user_ids": _tokens_hash(users),
+        "item_ids": _tokens_hash(items),
+    }
+
+
+def check_fingerprint(saved: dict | None, dataset, config, model_file: str) -> None:
+    """``ConfigError`` when the data's users or items no longer map to the ids the checkpoint
+    was trained with; a warning when only the file changed."""
+    if not saved:
+        getLogger().warning(f"{model_file} records no data fingerprint: the data is not checked")
+        return
+    now = data_fingerprint(dataset, config)
+    changed = [key for key in ("user_ids", "item_ids") if saved.get(key) != now[key]]
+    if changed:
+
+        def describe(f: dict) -> str:
+            return (
+                f"{f['users']} users (ids {f['user_ids']}), {f['items']} items "
+                f"(ids {f['item_ids']}), file {f['inter_file']} (sha256 {f['inter_sha256']})"
+            )
+
+        raise ConfigError(
+            f"model_file={model_file!r} was trained on {describe(saved)}, but data set "
+            f"{config['dataset']!r} is now {describe(now)}: its "
+            f"{' and '.join(c.split('_')[0] + 's' for c in changed)} no longer map to the ids the "
+            f"model learned; allowed: the data it was trained on (data_path=... to point at a "
+            f"copy), or a model trained on the current data"
+        )
+    if saved.get("inter_sha256") != now["inter_sha256"]:
+        getLogger().warning(
+            f"{now['inter_file']} has changed since {model_file} was trained (same users and "
+            f"items): histories are read from the file as it is now"
+        )
+
+
+# ---- files ------------------------------------------------------------------------------------
+def save_checkpoint(path: str, state: dict[str, Any], config, fingerprint: dict | None) -> None:
+    """Write ``state`` (RecBole's checkpoint keys) in our format, atomically."""
+    checkpoint = {
+        "format": FORMAT,
+        "version": package_version(),
+        **{k: v for k, v in state.items() if k != "config"},
+        "config": config_to_plain(config),
+        "data": fingerprint,
+    }
+    with atomic_open(path, "wb") as f:
+        torch.save(checkpoint, f)  # the default protocol: weights_only reads no other
+
+
+def load_checkpoint(path: str, map_location: Any = "cpu", allow_pickle: bool = False) -> dict:
+    """A checkpoint loaded with ``torch.load(weights_only=True)``: nothing in the file can run.
+    A file that needs full unpickling is refused unless ``allow_pickle`` (then it is loaded in
+    full, and a pickled RecBole ``Config`` is turned into plain data)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"model_file={path!r} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise ConfigError(f"model_file={path!r} is not a checkpoint (not a file torch.save wrote)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:
+            unsafe = None
+        if not unsafe:
+            raise ConfigError(
+                f"model_file={path!r} is not a checkpoint (it does not unpickle)"
+            ) from None
+        if not allow_pickle:
+            # torch lists them from a set, in an order that changes from process to process
+            names = sorted(unsafe)
+            named = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            raise ConfigError(
+                f"model_file={path!r} needs full unpickling to load (RecBole's checkpoint "
+                f"format, or a file recbole_sasrec did not write): it names {named}, and "
+                f"unpickling can run any code a file holds; if you trust the file, allow it: "
+                f"allow_pickle=True (command line: --allow-pickle)"
+            ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ConfigError(f"model_file={path!r} is not a checkpoint: {error}") from None
+    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    config = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    if config is not None and not isinstance(config, dict):
+        checkpoint["config"] = config_to_plain(config)
+    return checkpoint

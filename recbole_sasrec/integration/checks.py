@@ -1,0 +1,101 @@
+"""RecBole's own keys, checked before any data is loaded: values RecBole accepts and then trains
+badly with, or fails on late. Their defaults stay RecBole's."""
+
+from __future__ import annotations
+
+from ..core.keys import RECBOLE, Key, Values, integer
+from ..data import batching
+from ..models.losses import CRITERIA
+from . import optim
+
+TRAINING = (
+    integer("epochs", RECBOLE, "training epochs", why="0 would save and test an untrained model"),
+    integer("eval_batch_size", RECBOLE, "evaluation rows a batch"),
+    integer("stopping_step", RECBOLE, "validations without improvement before stopping"),
+    integer("eval_step", RECBOLE, "epochs between validations"),
+)
+# RecBole's keys our models declare with defaults of their own, checked for every model.
+SHARED = tuple(
+    key
+    for key in (*batching.KEYS, *optim.KEYS)
+    if key.name in ("train_batch_size", "learning_rate")
+)
+
+
+def _negatives_fit_the_loss(config) -> str | None:
+    """Our models: RecBole's ``train_neg_sample_args`` must serve the loss."""
+    args, loss_type = config["train_neg_sample_args"], config["loss_type"]
+    distribution = args.get("distribution") if isinstance(args, dict) else args
+    sampling = distribution not in (None, "none", "None")
+    if not CRITERIA[loss_type].recbole_negative:
+        if sampling:
+            return (
+                f"train_neg_sample_args={args!r} cannot be used with loss_type={loss_type!r} "
+                f"(CE scores every item; SSM and gBCE draw loss_negatives themselves); "
+                f"allowed: train_neg_sample_args=None, or loss_type BPR/BCE"
+            )
+        return None
+    if not sampling:
+        return (
+            f"loss_type={loss_type!r} needs one negative per target, but "
+            f"train_neg_sample_args={args!r}; allowed: {{'distribution': 'uniform', "
+            f"'sample_num': 1}} (the default when the key is not given)"
+        )
+    if args.get("sample_num", 1) != 1:
+        return (
+            f"train_neg_sample_args.sample_num={args['sample_num']!r}: {loss_type} uses one "
+            f"negative per target; allowed: 1"
+        )
+    if config["train_all_positions"] and distribution != "uniform":
+        return (
+            f"train_neg_sample_args.distribution={distribution!r} is not used by all-position "
+            f"training, which draws uniform negatives per position; allowed: 'uniform', or "
+            f"train_all_positions=False to use RecBole's sampler"
+        )
+    return None
+
+
+OURS = (
+    Key(
+        "train_neg_sample_args",
+        RECBOLE,
+        "RecBole's negative sampling for training",
+        "dict",
+        lambda value: True,
+        "",
+        "",
+        _negatives_fit_the_loss,
+    ),
+)
+
+
+def check_evaluation(final) -> None:
+    """After RecBole normalised them: the evaluation mode (``uni0`` ranks the positive alone,
+    every metric 1.0) and the metric early stopping reads (else it fails after an epoch)."""
+    from recbole.evaluator.register import metrics_dict
+
+    from ..core.keys import ConfigError
+
+    values = Values(final)
+    for phase, mode in values["eval_args"]["mode"].items():
+        if isinstance(mode, str) and mode[:3] in ("uni", "pop"):
+            n = mode[3:]
+            if not n.isdigit() or int(n) < 1:
+                raise ConfigError(
+                    f"eval_args mode {phase}={mode!r}: {mode[:3]}<N> needs N >= 1 sampled "
+                    f"negatives ({mode[:3]}0 ranks the positive alone: every metric 1.0); "
+                    f"allowed: full, labeled, uni<N> or pop<N> with N >= 1, e.g. uni100"
+                )
+    topk = values["topk"]
+    computed = []
+    for metric in (m.lower() for m in values["metrics"]):
+        need = getattr(metrics_dict.get(metric), "metric_need", [])
+        at_k = any(n in ("rec.items", "rec.topk") for n in need)  # reported as name@k
+        computed += [f"{metric}@{t}" for t in topk] if at_k else [metric]
+    valid = str(values["valid_metric"] or "")
+    if valid.lower() not in computed:
+        raise ConfigError(
+            f"valid_metric={valid!r} is not computed from metrics={values['metrics']} and "
+            f"topk={topk}; allowed: one of {', '.join(computed[:12])}"
+            + (" ..." if len(computed) > 12 else "")
+        )

@@ -1,0 +1,253 @@
+"""Layers shared by SASRec and LightSANs: embeddings, feed-forward, attention, pre-LN block.
+
+Shapes: B batch, T sequence length (trimmed to the longest real sequence in the batch),
+D hidden_size, h n_heads, d = D / h per head.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+
+
+def causal_mask(T: int, device: torch.device, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """[T, T] bool, True where key i <= query t; with rows [B], the row of query rows[b] for
+    each sequence, shaped to broadcast over heads: [B, 1, 1, T]."""
+    mask = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    return mask if rows is None else mask[rows].view(-1, 1, 1, T)
+
+
+@dataclass
+class Packed:
+    """Where each position of a batch stands, when not simply 0..T-1 under a causal mask.
+
+    ``positions`` [B, T]: each position's index in the position table; ``visible`` [B, 1, T, T]
+    or None: key j is visible to query i when both lie in one window and j <= i (rows holding
+    several windows, ``train_batching: packed``), or the plain causal mask (None).
+    """
+
+    positions: torch.Tensor
+    visible: torch.Tensor | None
+
+    @classmethod
+    def from_segments(cls, segments: torch.Tensor, from_end: bool = False) -> Packed:
+        """segments [B, T]: the window (1, 2, ...) of each position, 0 for padding. Positions
+        restart at 0 in every window, counted from its oldest item or (``from_end``) back from
+        its newest."""
+        T = segments.size(1)
+        steps = torch.arange(T, device=segments.device)
+        new = torch.ones_like(segments, dtype=torch.bool)
+        new[:, 1:] = segments[:, 1:] != segments[:, :-1]
+        starts = torch.cummax(torch.where(new, steps, 0), dim=1).values  # [B, T]
+        same = segments[:, :, None] == segments[:, None, :]  # [B, T, T]
+        positions = steps - starts
+        if from_end:  # each window's length - 1 - its own position
+            positions = (same.sum(-1) - 1 - positions).clamp(min=0)
+        visible = same & causal_mask(T, segments.device)
+        return cls(positions=positions, visible=visible.unsqueeze(1))
+
+    @classmethod
+    def from_end(cls, lengths: torch.Tensor, T: int) -> Packed:
+        """One window a row, of lengths [B]: positions counted back from its newest item."""
+        steps = torch.arange(T, device=lengths.device)
+        return cls(positions=(lengths[:, None] - 1 - steps).clamp(min=0), visible=None)
+
+
+def select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Position rows[b] of sequence b: t [B|1, h, T, x] -> [B, h, 1, x] (a batch of 1 is shared
+    by every sequence)."""
+    B = rows.size(0)
+    picked = t.expand(B, *t.shape[1:])[torch.arange(B, device=rows.device), :, rows]  # [B, h, x]
+    return picked.unsqueeze(2)
+
+
+def select_positions(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """x [B, T, D] -> [B, 1, D], position rows[b] of sequence b."""
+    return select_rows(x.unsqueeze(1), rows).squeeze(1)
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` with its mask drawn by ``torch.rand_like``: the same distribution, but
+    cheaper on CPU than ``bernoulli_`` (``python -m benchmarks.profile_epoch`` shows the
+    difference in an epoch's forward and backward time)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return torch.where(torch.rand_like(x) >= self.p, x * (1.0 / (1.0 - self.p)), 0.0)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class SequenceEmbedding(nn.Module):
+    """Item embedding plus learned absolute position embedding, then dropout (paper eq. 2).
+    With ``positions=False`` (LightSANs' decoupled position encoding) the item embedding alone.
+
+    The paper writes E = M_s + P without a scale; its TensorFlow code multiplies the item part
+    by sqrt(D) (``scale=True``, the key ``embedding_scale``), RecBole does not. Only the input is
+    scaled: scores use the item embedding as it is, as the paper's code does. Position 0 is the
+    oldest item of the window: RecBole pads on the right, so real items start at position 0.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        max_len: int,
+        hidden_size: int,
+        dropout: float,
+        positions: bool = True,
+        scale: bool = False,
+        sparse: bool = False,
+    ):
+        super().__init__()
+        # sparse: the item table's gradient holds the rows a batch used (sparse_item_updates)
+        self.item = nn.Embedding(n_items, hidden_size, padding_idx=0, sparse=sparse)
+        self.position = nn.Embedding(max_len, hidden_size) if positions else None
+        self.dropout = Dropout(dropout)
+        self.scale = math.sqrt(hidden_size) if scale else 1.0
+
+    def forward(
+        self, item_seq: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """item_seq [B, T] -> [B, T, D]; ``positions`` [B, T] (0..T-1 if not given)."""
+        x = self.item(item_seq)
+        if self.scale != 1.0:
+            x = x * self.scale
+        if self.position is not None:
+            if positions is None:
+                positions = torch.arange(item_seq.size(1), device=item_seq.device)
+            x = x + self.position(positions)
+        return self.dropout(x)
+
+
+class FeedForward(nn.Module):
+    """Point-wise feed-forward network (paper eq. 4): W2 act(W1 x + b1) + b2."""
+
+    def __init__(self, hidden_size: int, inner_size: int, hidden_act: str):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden_size, inner_size)
+        self.fc2 = nn.Linear(inner_size, hidden_size)
+        self.act = ACTIVATIONS[hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention where position t sees positions 1..t (paper eq. 3).
+
+    Padding needs no mask of its own: RecBole pads on the right, so every pad position comes after
+    every real one and the causal mask already hides it from real positions. Pad positions' own
+    outputs are garbage and are never read (loss and scoring gather real positions only).
+    """
+
+    def __init__(self, hidden_size: int, n_heads: int, attn_dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+        self.attn_dropout = Dropout(attn_dropout)
+
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        B, T, D = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads)  # [B, T, 3, h, d]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, h, T, d]
+        return q, k, v
+
+    def forward(
+        self, x: torch.Tensor, rows: torch.Tensor | None = None, packed: Packed | None = None
+    ) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]; with rows [B], only the query at position rows[b] of each
+        sequence (it still attends to positions 0..rows[b]): [B, 1, D]; ``packed``: rows of
+        several windows, each attending within itself only."""
+        B, T, D = x.shape
+        q, k, v = self._heads(x)
+        visible = None  # None: the causal mask
+        if rows is not None:
+            q = select_rows(q, rows)  # [B, h, 1, d]
+            visible = causal_mask(T, x.device, rows)  # [B, 1, 1, T]
+        elif packed is not None:
+            visible = packed.visible  # [B, 1, T, T]
+        if self.training and self.attn_dropout.p > 0:
+            # SDPA's own dropout draws its mask with bernoulli_; on CPU it computes the same
+            # T x T weights as this explicit path, which uses the faster mask.
+            weights = self._causal_softmax(q, k, visible)  # [B, h, T|1, T]
+            y = self.attn_dropout(weights) @ v
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=visible, is_causal=visible is None
+            )
+        return self.out(y.transpose(1, 2).reshape(B, q.size(2), D))
+
+    @staticmethod
+    def _causal_softmax(
+        q: torch.Tensor, k: torch.Tensor, visible: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """softmax(q k^T / sqrt(d)) over keys 1..t for query t: [B, h, T, T] (or over the keys
+        ``visible`` allows: [B, 1, 1, T] for one query per sequence, giving [B, h, 1, T], or
+        [B, 1, T, T] for packed rows)."""
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, h, T|1, T]
+        if visible is None:
+            visible = causal_mask(q.size(-2), q.device)
+        return scores.masked_fill(~visible, float("-inf")).softmax(-1)
+
+    @torch.no_grad()
+    def attention_weights(self, x: torch.Tensor, packed=None) -> dict[str, torch.Tensor]:
+        """The softmax weights forward() uses (no dropout): x [B, T, D] -> [B, h, T, T]."""
+        q, k, _ = self._heads(x)
+        return {"self-attention": self._causal_softmax(q, k)}
+
+
+class Block(nn.Module):
+    """One self-attention block, pre-LN as in the paper (section III-C):
+
+        g(x) = x + Dropout(g(LayerNorm(x)))   for g in (attention, feed-forward)
+
+    RecBole's SASRec is post-LN (LayerNorm(x + Dropout(g(x)))); pre-LN is what the paper and its
+    reference code use, and trains more stably with deep stacks (pmixer/SASRec.pytorch Result_Norm).
+    The attention module is pluggable so LightSANs reuses this block.
+    """
+
+    def __init__(
+        self,
+        attention: nn.Module,
+        hidden_size: int,
+        inner_size: int,
+        hidden_act: str,
+        dropout: float,
+        eps: float,
+    ):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(hidden_size, eps=eps)
+        self.attn = attention
+        self.ln_2 = nn.LayerNorm(hidden_size, eps=eps)
+        self.mlp = FeedForward(hidden_size, inner_size, hidden_act)
+        self.dropout = Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, rows: torch.Tensor | None = None, packed: Packed | None = None
+    ) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]; with rows [B], the output at position rows[b] of each
+        sequence only, [B, 1, D] (what scoring needs from the last block); ``packed`` rows of
+        several windows."""
+        residual = x if rows is None else select_positions(x, rows)
+        x = residual + self.dropout(self.attn(self.ln_1(x), rows, packed))
+        x = x + self.dropout(self.mlp(self.ln_2(x)))
+        return x

@@ -1,0 +1,79 @@
+"""Full-softmax cross-entropy over the item table, in chunks of targets beyond a size, so that
+peak memory stays at one chunk's logits whatever the catalogue (the same loss and gradients as
+the one-shot form, tested). ``earlier`` leaves given (target, item) pairs out of the softmax."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class ChunkedCrossEntropy(torch.autograd.Function):
+    """Mean softmax cross-entropy of h [N, D] over items W [I, D], targets [N], computed ``rows``
+    targets at a time: the logits of one chunk are alive at once, in forward and in backward
+    (which recomputes them), never the whole [N, I]. In float32 whatever the inputs' precision
+    (autocast's float16 would round the log-sum-exp)."""
+
+    @staticmethod
+    def forward(ctx, h, W, target, rows: int, earlier=None):
+        N = h.size(0)
+        ctx.earlier = earlier
+        lse = torch.empty(N, dtype=torch.float32, device=h.device)
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        with torch.autocast(h.device.type, enabled=False):
+            Wf = W.float()
+            for lo in range(0, N, rows):
+                logits = _mask(h[lo : lo + rows].float() @ Wf.T, earlier, lo)  # [rows, I]
+                lse[lo : lo + rows] = torch.logsumexp(logits, dim=1)
+                picked = logits.gather(1, target[lo : lo + rows, None]).squeeze(1)
+                total += (lse[lo : lo + rows] - picked).sum()
+        ctx.save_for_backward(h, W, target, lse)
+        ctx.rows = rows
+        return total / N
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, W, target, lse = ctx.saved_tensors
+        N, rows = h.size(0), ctx.rows
+        grad_h = torch.empty(h.shape, dtype=torch.float32, device=h.device)
+        grad_W = torch.zeros(W.shape, dtype=torch.float32, device=W.device)
+        scale = grad.float() / N
+        with torch.autocast(h.device.type, enabled=False):
+            Wf = W.float()
+            for lo in range(0, N, rows):
+                hc = h[lo : lo + rows].float()
+                logits = _mask(hc @ Wf.T, ctx.earlier, lo)
+                p = torch.exp(logits - lse[lo : lo + rows, None])  # softmax [rows, I]
+                p[torch.arange(len(hc), device=h.device), target[lo : lo + rows]] -= 1.0
+                p = p * scale
+                grad_h[lo : lo + rows] = p @ Wf
+                grad_W += p.T @ hc
+        return grad_h.to(h.dtype), grad_W.to(W.dtype), None, None, None
+
+
+def _mask(logits: torch.Tensor, earlier, lo: int) -> torch.Tensor:
+    """-inf at the pairs of ``earlier`` (sorted by target) whose target is in this chunk."""
+    if earlier is None:
+        return logits
+    n, item = earlier
+    a, b = torch.searchsorted(n, torch.tensor([lo, lo + logits.size(0)], device=n.device))
+    logits[n[a:b] - lo, item[a:b]] = float("-inf")
+    return logits
+
+
+def cross_entropy(
+    h: torch.Tensor, W: torch.Tensor, target: torch.Tensor, max_logits: int, earlier=None
+):
+    """Full-softmax CE; in chunks of targets when N x I exceeds ``max_logits``. ``earlier``:
+    pairs (target index [P], item [P]) left out of that target's softmax (never its target)."""
+    N, items = h.size(0), W.size(0)
+    if earlier is not None:
+        n, item = earlier
+        keep = item != target[n]
+        earlier = n[keep], item[keep]
+    if N * items <= max_logits:
+        logits = h @ W.T
+        if earlier is not None:
+            logits = logits.index_put(earlier, torch.tensor(float("-inf"), dtype=logits.dtype))
+        return F.cross_entropy(logits, target)
+    return ChunkedCrossEntropy.apply(h, W, target, max(1, max_logits // items), earlier)

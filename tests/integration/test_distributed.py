@@ -1,0 +1,136 @@
+"""Training in several CPU processes through torch.distributed (gloo): shared windows, identical weights, the same metrics everywhere, a checkpoint that loads in one process; torchrun and run(nproc=2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import TESTS, TINY, free_port, write_cycle_dataset
+
+from recbole_sasrec import load_data_and_model, run, run_recbole
+
+WORKER = r"""
+import hashlib, json, os, sys
+import torch
+from recbole_sasrec import Config
+from recbole_sasrec.core.fields import SEGMENT_USERS, SEGMENTS
+from recbole_sasrec.integration.logs import run_logging
+from recbole_sasrec.integration.quick_start import prepare
+from recbole_sasrec.integration.trainer import get_trainer
+
+model, cfg, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+cfg.update(local_rank=local_rank, world_size=int(os.environ["WORLD_SIZE"]),
+           nproc=int(os.environ["LOCAL_WORLD_SIZE"]), offset=rank - local_rank,
+           init_method="env://")
+config = Config(model, "cycle", config_dict=cfg)
+steps, sums = [], []
+with run_logging(config):
+    _, train, valid, test, net = prepare(config)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    real_loss, real_step = net.calculate_loss, trainer.optimizer.step
+
+    def loss(batch):
+        keys = []
+        if SEGMENTS in batch.interaction:  # packed rows: the windows of each row, unpadded
+            for seg, users, items in zip(batch[SEGMENTS], batch[SEGMENT_USERS],
+                                         batch["item_id_list"], strict=True):
+                for s in range(1, int(seg.max()) + 1):
+                    at = seg == s
+                    keys.append(f"{int(users[at][0])}:{items[at].tolist()}")
+        else:
+            for u, items in zip(batch["user_id"].tolist(), batch["item_id_list"].tolist(),
+                                strict=True):
+                keys.append(f"{u}:{[i for i in items if i]}")
+        steps.append(keys)
+        return real_loss(batch)
+
+    def step(*args, **kwargs):
+        result = real_step(*args, **kwargs)
+        flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+        sums.append(hashlib.sha256(flat.numpy().tobytes()).hexdigest())
+        return result
+
+    net.calculate_loss, trainer.optimizer.step = loss, step
+    _, best = trainer.fit(train, valid, saved=True, show_progress=False)
+    result = trainer.evaluate(test, load_best_model=True)
+with open(f"{out}/rank{rank}.json", "w") as f:
+    json.dump({"steps": steps, "sums": sums, "valid": dict(best), "test": dict(result),
+               "model_file": trainer.saved_model_file, "windows": len(train._dataset),
+               "batches": len(train)}, f)
+"""
+
+
+@pytest.fixture
+def data(tmp_path):
+    root = write_cycle_dataset(tmp_path / "data", n_users=60, min_len=3, max_len=30)
+    return dict(
+        TINY,
+        data_path=str(root),
+        checkpoint_dir=str(tmp_path / "saved"),
+        epochs=4,
+        stopping_step=10,
+        hidden_dropout_prob=0.0,
+        attn_dropout_prob=0.0,
+    )
+
+
+@pytest.mark.parametrize("name", ["SASRec", "LightSANs"])
+def test_two_gloo_processes_under_torchrun(tmp_path, data, name):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        str(script),
+        name,
+        json.dumps(data),
+        str(tmp_path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS)}
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600
+    )
+    (tmp_path / "torchrun.log").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+    # (a) at every step the two processes train disjoint rows of one batch; over an epoch,
+    # every window exactly once
+    per_epoch = ranks[0]["batches"]
+    assert len(ranks[0]["steps"]) == len(ranks[1]["steps"]) == per_epoch * data["epochs"]
+    for epoch in range(data["epochs"]):
+        seen = []
+        for step in range(epoch * per_epoch, (epoch + 1) * per_epoch):
+            a, b = ranks[0]["steps"][step], ranks[1]["steps"][step]
+            assert a and b and not set(a) & set(b)
+            seen += a + b
+        assert len(seen) == len(set(seen)) == ranks[0]["windows"]
+    # (b) identical weights after every step
+    assert ranks[0]["sums"] == ranks[1]["sums"]
+    # (c) every process reports the metrics of all rows: the same numbers
+    assert ranks[0]["test"] == ranks[1]["test"] and ranks[0]["valid"] == ranks[1]["valid"]
+    # ... close to one process on the same batches (no dropout, full softmax): the processes
+    # average their halves' mean losses, one process averages over the whole batch, and float
+    # sums run in another order, so the weights drift apart a little, not by a seed's worth
+    single = run_recbole(
+        name, "cycle", config_dict=dict(data, checkpoint_dir=str(tmp_path / "one"))
+    )
+    for metric, value in single["test_result"].items():
+        assert abs(ranks[0]["test"][metric] - value) <= 0.05, (metric, ranks[0]["test"], single)
+    # (d) the checkpoint rank 0 wrote loads in one process
+    _, model, *_ = load_data_and_model(ranks[0]["model_file"])
+    assert type(model).__name__ == name
+
+
+def test_run_with_two_processes(tmp_path, data):
+    result = run("SASRec", "cycle", config_dict=dict(data, epochs=2), nproc=2, port=free_port())
+    assert result is not None and result["test_result"]["hit@10"] > 0.5
+    config, model, *_ = load_data_and_model(result["model_file"])
+    assert config["single_spec"] and model.training is False

@@ -1,0 +1,193 @@
+"""The criteria: values by hand, chunked CE equal to one-shot CE, earlier items left out, negatives outside the history, learning end to end."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import N_ITEMS, build
+
+from recbole_sasrec import ConfigError, run_recbole
+from recbole_sasrec.models.losses import cross_entropy, gbce, sampled_softmax
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_sampled_softmax_by_hand():
+    h = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    emb = {1: [1.0, 1.0], 2: [0.5, -1.0], 3: [2.0, 0.0]}
+    pos, neg = torch.tensor([1, 2]), torch.tensor([2, 3])
+    E = lambda ids: torch.tensor([emb[int(i)] for i in ids])  # noqa: E731
+    log_q_pos, log_q_neg = torch.tensor([0.1, 0.2]), torch.tensor([0.3, -0.4])
+    loss = sampled_softmax(h, E(pos), E(neg), pos, neg, log_q_pos, log_q_neg)
+    # target 1: scores pos 1, negatives 0.5 and 2, each minus its log(kQ)
+    a = [1 - 0.1, 0.5 - 0.3, 2 + 0.4]
+    # target 2 (item 2): the negative equal to it (item 2) is masked out
+    b = [-2 - 0.2, 0 + 0.4]
+    expected = [math.log(sum(map(math.exp, z))) - z[0] for z in (a, b)]
+    assert loss.item() == pytest.approx(sum(expected) / 2, rel=1e-6)
+
+
+def test_gbce_by_hand():
+    h = torch.tensor([[1.0, 0.0]])
+    pos, neg = torch.tensor([1]), torch.tensor([[2, 3]])
+    pos_emb, neg_emb = torch.tensor([[2.0, 0.0]]), torch.tensor([[[0.5, 0.0], [-1.0, 0.0]]])
+    n_items, t = 11, 0.75  # 10 real items, k = 2: alpha = 0.2
+    alpha = 2 / 10
+    beta = alpha * (t * (1 - 1 / alpha) + 1 / alpha)
+    expected = -(
+        beta * math.log(sigmoid(2.0)) + math.log(1 - sigmoid(0.5)) + math.log(1 - sigmoid(-1.0))
+    )
+    assert gbce(h, pos_emb, neg_emb, pos, neg, n_items, t).item() == pytest.approx(expected)
+    # t = 0 is BCE with k negatives (beta = 1)
+    plain = -(math.log(sigmoid(2.0)) + math.log(1 - sigmoid(0.5)) + math.log(1 - sigmoid(-1.0)))
+    assert gbce(h, pos_emb, neg_emb, pos, neg, n_items, 0.0).item() == pytest.approx(plain)
+    # a negative that is the target itself does not count
+    hit = gbce(h, pos_emb, neg_emb, pos, torch.tensor([[1, 3]]), n_items, 0.0).item()
+    assert hit == pytest.approx(-(math.log(sigmoid(2.0)) + math.log(1 - sigmoid(-1.0))))
+
+
+def test_chunked_cross_entropy_equals_one_shot_and_saves_no_logits():
+    g = torch.Generator().manual_seed(0)
+    N, n_items, D = 300, 500, 16
+    h = torch.randn(N, D, generator=g, requires_grad=True)
+    W = torch.randn(n_items, D, generator=g, requires_grad=True)
+    target = torch.randint(0, n_items, (N,), generator=g)
+    full = F.cross_entropy(h @ W.T, target)
+    grads = torch.autograd.grad(full, (h, W))
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(t.numel()) or t, lambda t: t
+    ):
+        chunked = cross_entropy(h, W, target, max_logits=7 * n_items)  # chunks of 7 targets
+    chunked_grads = torch.autograd.grad(chunked, (h, W))
+    torch.testing.assert_close(chunked, full)
+    for a, b in zip(chunked_grads, grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert max(saved) < N * n_items / 10  # inputs and per-target log-sum-exps, never the logits
+    assert "ChunkedCrossEntropy" in type(chunked.grad_fn).__name__
+
+
+@pytest.mark.parametrize("name", ["SASRec", "LightSANs"])
+@pytest.mark.parametrize(
+    "loss_type, sampler",
+    [("SSM", "uniform"), ("SSM", "popularity"), ("SSM", "in_batch"), ("gBCE", "uniform")],
+)
+@pytest.mark.parametrize("all_positions", [True, False])
+def test_sampled_losses_fall(tiny, name, loss_type, sampler, all_positions):
+    cfg = dict(tiny, hidden_dropout_prob=0.0, attn_dropout_prob=0.0, loss_type=loss_type)
+    cfg.update(negative_sampler=sampler, loss_negatives=8, train_all_positions=all_positions)
+    _, net, train, *_ = build(name, "cycle", cfg)
+    batch = next(iter(train))
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    losses = []
+    for _ in range(15):
+        torch.manual_seed(0)  # the same negatives each step: the fall is learning, not luck
+        loss = net.calculate_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(x) for x in losses)
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize("loss_type, k", [("SSM", 8), ("gBCE", 2)])
+def test_sampled_losses_learn_end_to_end(tiny, loss_type, k):
+    # gBCE with 8 of the 30 items as negatives per target learns too, but takes 60 epochs
+    cfg = dict(tiny, loss_type=loss_type, loss_negatives=k)
+    result = run_recbole("SASRec", "cycle", config_dict=cfg, saved=False)
+    assert result["test_result"]["hit@10"] > 0.9 > 2 * 10 / N_ITEMS
+
+
+@pytest.mark.parametrize("loss_type", ["BPR", "BCE", "SSM", "gBCE"])
+def test_item_gradients_are_the_same_run_after_run(tiny, loss_type):
+    """Embedding lookups add gradients in a fixed order (``weight[ids]`` would add them in a
+    thread-dependent order on CPU, and runs with one seed drifted apart)."""
+    _, net, *_ = build("SASRec", "cycle", dict(tiny, loss_type=loss_type, loss_negatives=16))
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(60_000, net.embedding.item.weight.size(1), generator=g)
+    pos = torch.randint(1, net.n_items, (60_000,), generator=g)
+    neg = torch.randint(1, net.n_items, (60_000,), generator=g)
+    grads = []
+    for _ in range(4):
+        torch.manual_seed(1)
+        net.zero_grad()
+        net.criterion(h, pos, net.embedding.item, None, neg).backward()
+        grads.append(net.embedding.item.weight.grad.clone())
+    assert all(torch.equal(grads[0], other) for other in grads[1:])
+
+
+def test_cross_entropy_without_earlier_items_by_hand_and_in_chunks():
+    torch.manual_seed(0)
+    h, W = torch.randn(7, 4, requires_grad=True), torch.randn(11, 4, requires_grad=True)
+    target = torch.tensor([3, 1, 4, 1, 5, 9, 2])
+    # target 1 has seen its own target (a repeat): it stays in its softmax
+    earlier = torch.tensor([0, 0, 1, 3, 3, 6]), torch.tensor([2, 5, 1, 4, 7, 1])
+    logits = (h @ W.T).detach()
+    for n, item in [(0, 2), (0, 5), (3, 4), (3, 7), (6, 1)]:
+        logits[n, item] = float("-inf")
+    expected = F.cross_entropy(logits, target)
+    one_shot = cross_entropy(h, W, target, 10**9, earlier)
+    grads = torch.autograd.grad(one_shot, (h, W))
+    chunked = cross_entropy(h, W, target, 20, earlier)  # 1 target a chunk
+    assert one_shot.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert chunked.item() == pytest.approx(expected.item(), rel=1e-6)
+    for a, b in zip(grads, torch.autograd.grad(chunked, (h, W)), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_earlier_items_of_packed_windows_stay_in_their_window():
+    from recbole_sasrec.models.base import earlier_items
+    from recbole_sasrec.models.layers import Packed
+
+    seq = torch.tensor([[5, 6, 7, 8, 9]])  # two windows: [5, 6] and [7, 8, 9]
+    targets = torch.tensor([[6, 0, 8, 9, 2]])  # position 1 is no target
+    packed = Packed.from_segments(torch.tensor([[1, 1, 2, 2, 2]]))
+    n, items = earlier_items(seq, targets > 0, packed.visible[:, 0])
+    pairs = sorted(zip(n.tolist(), items.tolist(), strict=True))
+    assert pairs == [(0, 5), (1, 7), (2, 7), (2, 8), (3, 7), (3, 8), (3, 9)]
+
+
+def test_excluding_earlier_items_trains(tiny):
+    result = run_recbole("SASRec", "cycle", config_dict=dict(tiny, loss_exclude_earlier=True))
+    assert result["test_result"]["hit@10"] > 0.5
+
+
+@pytest.mark.parametrize("loss_type", ["BCE", "gBCE"])
+def test_negatives_outside_the_user_s_history(long_histories, loss_type):
+    cfg = dict(
+        long_histories, loss_type=loss_type, negatives_exclude_history=True, loss_negatives=4
+    )
+    _, net, train, *_ = build("SASRec", "cycle", cfg)
+    history = set(net.criterion.sampler.history_keys.tolist())
+    batch = next(iter(train))
+    targets = batch["next_item_id_list"]
+    users = batch["user_id"].unsqueeze(1).expand_as(targets)[targets > 0]
+    pos = targets[targets > 0]
+    for _ in range(20):
+        neg = net.criterion.sampler.per_target(pos, users)
+        assert not (neg == pos).any()
+        assert (
+            not {int(u) * net.n_items + int(n) for u, n in zip(users, neg, strict=True)} & history
+        )
+    # the histories are the users' training items: some draws would hit them without the key
+    assert len(history) > 0.1 * len(users.unique()) * net.n_items / 50
+
+
+def test_negatives_outside_history_only_where_they_are_drawn_per_target(tiny):
+    with pytest.raises(ConfigError, match="negatives_exclude_history=True draws"):
+        build("SASRec", "cycle", dict(tiny, loss_type="SSM", negatives_exclude_history=True))
+
+
+RANDOM_HIT10 = 10 / N_ITEMS  # a random ranker's Hit@10 on the tiny data (full ranking)
+
+
+@pytest.mark.parametrize("loss_type", ["BPR", "BCE"])
+def test_pairwise_losses_train_end_to_end(tiny, loss_type):
+    result = run_recbole("SASRec", "cycle", config_dict=dict(tiny, loss_type=loss_type))
+    assert result["test_result"]["hit@10"] > 2 * RANDOM_HIT10
