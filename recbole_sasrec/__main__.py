@@ -26,26 +26,41 @@ def _recommender(args):
 
 
 def _read_users(path: str) -> list[str]:
+    """The users of a file, one a line, each once (in first-seen order)."""
     try:
         with open(path, encoding="utf-8-sig") as f:
-            return [line.strip() for line in f if line.strip()]
+            listed = [line.strip() for line in f if line.strip()]
     except OSError as error:
         raise ValueError(f"--users-file {path}: {error.strerror}") from None
+    users = list(dict.fromkeys(listed))
+    if len(users) < len(listed):
+        print(f"--users-file {path}: {len(listed) - len(users)} repeated users left out")
+    return users
 
 
 def _recommend(args) -> None:
     import time
 
-    if (args.all_users or args.users_file) and not args.out:
+    from .inference.output import check_output
+
+    batch = args.all_users or args.users_file
+    if batch and not args.out:
         raise ValueError(
             "--all-users and --users-file write a file: give --out top.csv or .parquet"
         )
-    rec = _recommender(args)
-    if args.all_users or args.users_file:
+    if batch:  # before anything is loaded
+        check_output(args.out, args.replace)
         users = None if args.all_users else _read_users(args.users_file)
+    rec = _recommender(args)
+    if batch:
         start = time.perf_counter()
         n = rec.write_recommendations(
-            args.out, users, k=args.k, exclude_seen=not args.keep_seen, batch_size=args.batch_size
+            args.out,
+            users,
+            k=args.k,
+            exclude_seen=not args.keep_seen,
+            batch_size=args.batch_size,
+            replace=args.replace,
         )
         print(
             f"wrote {args.out}: top {args.k} for {n} users in {time.perf_counter() - start:.1f} s"
@@ -132,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--keep-seen", action="store_true", help="keep items of the history")
             p.add_argument("--out", default=None, help="batch output: .csv or .parquet")
             p.add_argument("--batch-size", type=int, default=1024, help="users per batch")
+            p.add_argument("--replace", action="store_true", help="overwrite an existing --out")
         else:
             p.add_argument("--out", default="attention.png")
 

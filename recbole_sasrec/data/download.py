@@ -5,8 +5,9 @@ RecBole 1.2.1 downloads and extracts them, then calls ``torch.distributed.barrie
 raises in a single process (RecBole issues 1989, 2050); it also extracts straight into the data
 folder, so an interrupted download leaves files the next run reads. Here the archive is fetched
 with a progress bar into a temporary folder beside the data set's, extracted and renamed there
-(RecBole's layout: atomic files at the archive's top, named after the archive), and moved into
-place only when complete: a partial download is never where a run would read it.
+(RecBole's layout: atomic files at the archive's top, named after the archive), checked (an
+interaction file with a header and a row of its fields), and moved into place only then: a
+partial or broken download is never where a run would read it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def download_dataset(name: str, folder: str | os.PathLike, url: str | None = Non
                 f"the archive {url} holds no {name}.inter (found: "
                 f"{sorted(p.name for p in extracted.iterdir())}); it is not in RecBole's layout"
             )
+        why = _not_interactions(extracted / f"{name}.inter")
+        if why:
+            raise ConfigError(
+                f"dataset={name!r}: the {name}.inter downloaded from {url} {why}; nothing was "
+                f"installed, the next run downloads it again"
+            )
         if not folder.exists():
             os.replace(extracted, folder)  # the whole folder at once
         else:  # the .inter file last: a run reads the data set only once it is there
@@ -79,6 +86,22 @@ def download_dataset(name: str, folder: str | os.PathLike, url: str | None = Non
                 os.replace(path, folder / path.name)
     logger.info(f"data set {name!r} is in {folder}")
     return folder / f"{name}.inter"
+
+
+def _not_interactions(path: Path) -> str | None:
+    """Why ``path`` is not an interaction file (a header of name:type fields and a row of them),
+    or None."""
+    with open(path, "rb") as f:
+        header = f.readline().decode("utf-8", "replace").rstrip("\r\n")
+        row = next((line for line in f if line.strip()), None)
+    fields = header.split("\t")
+    if not header or not all(len(field.split(":")) == 2 for field in fields):
+        return f"has no header of name:type fields (its first line is {header[:80]!r})"
+    if row is None:
+        return f"has a header ({header}) and no rows"
+    if len(row.decode("utf-8", "replace").rstrip("\r\n").split("\t")) != len(fields):
+        return f"has a first row without the {len(fields)} fields of its header ({header})"
+    return None
 
 
 def _fetch(url: str, path: Path) -> None:

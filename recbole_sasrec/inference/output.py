@@ -14,19 +14,34 @@ from ..core.files import atomic_open
 OUTPUT_FORMATS = (".csv", ".parquet")
 
 
-def check_output(out: str | os.PathLike) -> None:
-    suffix = Path(out).suffix.lower()
+def check_output(out: str | os.PathLike, replace: bool = False) -> None:
+    """A ``ValueError`` naming ``out`` unless it can be written: a known format, a folder that
+    exists, and no file there already unless ``replace``."""
+    path = Path(out)
+    suffix = path.suffix.lower()
     if suffix not in OUTPUT_FORMATS:
         raise ValueError(
             f"out={str(out)!r}: unknown output format {suffix!r}; allowed: "
             f"{', '.join(OUTPUT_FORMATS)}"
         )
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(
+            f"out={str(out)!r}: folder {str(folder)!r} does not exist; create it first"
+        )
+    if path.exists() and not replace:
+        raise ValueError(
+            f"out={str(out)!r} exists; allowed: another file, or replace=True (command line: "
+            f"--replace) to overwrite it"
+        )
 
 
-def write_frames(out: str | os.PathLike, batches: Iterable[pd.DataFrame], k: int) -> int:
+def write_frames(
+    out: str | os.PathLike, batches: Iterable[pd.DataFrame], k: int, replace: bool = False
+) -> int:
     """Write top-k frames (user, rank, item, score) batch by batch to ``out``: CSV or Parquet,
     chosen by its extension; the file appears only when complete. Returns the number of users."""
-    check_output(out)
+    check_output(out, replace)
     suffix, written = Path(out).suffix.lower(), 0
     if suffix == ".csv":
         with atomic_open(out, "w", encoding="utf-8", newline="") as f:

@@ -17,7 +17,7 @@ import torch
 from ..core.keys import ConfigError
 from ..data.arrays import gather_windows, ranks
 from ..integration.quick_start import load_model
-from .output import read_titles, write_frames
+from .output import check_output, read_titles, write_frames
 
 
 @dataclass
@@ -192,7 +192,7 @@ class Recommender:
         if users is None:
             ids = np.flatnonzero(np.diff(offsets) > 0)
         else:
-            ids = self.user_ids(list(users))
+            ids = self.user_ids(list(dict.fromkeys(str(u) for u in users)))  # each user once
         counts = np.diff(offsets)[ids]
         if len(ids):
             worst = int(np.argmax(counts))
@@ -238,10 +238,14 @@ class Recommender:
         k: int = 10,
         exclude_seen: bool = True,
         batch_size: int = 1024,
+        replace: bool = False,
     ) -> int:
         """Write ``iter_recommendations`` batch by batch to ``out`` (.csv or .parquet); the file
-        appears only when complete. Returns the number of users."""
-        return write_frames(out, self.iter_recommendations(users, k, exclude_seen, batch_size), k)
+        appears only when complete, and an existing one is replaced only with ``replace``.
+        Returns the number of users."""
+        check_output(out, replace)
+        batches = self.iter_recommendations(users, k, exclude_seen, batch_size)
+        return write_frames(out, batches, k, replace)
 
     @torch.no_grad()
     def attention(self, user: str | None = None, items: Sequence[str] | None = None):

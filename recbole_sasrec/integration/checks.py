@@ -55,7 +55,27 @@ def _negatives_fit_the_loss(config) -> str | None:
     return None
 
 
+def _ordered_by_time(config) -> str | None:
+    order = (config["eval_args"] or {}).get("order", "TO")
+    if order != "TO":
+        return (
+            f"eval_args order={order!r}: a sequential split orders each user's history by "
+            f"time; allowed: 'TO'"
+        )
+    return None
+
+
 OURS = (
+    Key(
+        "eval_args",
+        RECBOLE,
+        "RecBole's split, order and evaluation mode",
+        "dict",
+        lambda value: True,
+        "",
+        "",
+        _ordered_by_time,
+    ),
     Key(
         "train_neg_sample_args",
         RECBOLE,
@@ -67,6 +87,35 @@ OURS = (
         _negatives_fit_the_loss,
     ),
 )
+
+
+def check_metrics(final) -> None:
+    """Before RecBole reads them: metric names it knows and positive ``topk`` cut-offs (RecBole
+    raises later, without the names it knows)."""
+    from recbole.evaluator.register import metrics_dict
+
+    from ..core.keys import ConfigError
+
+    values = Values(final)
+    metrics = values["metrics"]
+    names = [metrics] if isinstance(metrics, str) else list(metrics or [])
+    unknown = [m for m in names if not isinstance(m, str) or m.lower() not in metrics_dict]
+    if unknown or not names:
+        known = ", ".join(sorted(m.__name__ for m in metrics_dict.values()))
+        raise ConfigError(
+            f"metrics={metrics!r}: {', '.join(map(repr, unknown)) or 'none'} is not a metric "
+            f"RecBole computes; allowed: a list of {known}"
+        )
+    topk = values["topk"]
+    cuts = [topk] if isinstance(topk, int) and not isinstance(topk, bool) else topk
+    if (
+        not isinstance(cuts, list)
+        or not cuts
+        or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in cuts)
+    ):
+        raise ConfigError(
+            f"topk={topk!r} must be a positive integer or a list of them, e.g. [10] or [5, 10, 20]"
+        )
 
 
 def check_evaluation(final) -> None:

@@ -209,6 +209,7 @@ class Config(recbole.config.Config):
             self.model_class.resolve_aliases(final, external)
             check_all((*model_keys(self.model_class), *checks.OURS), final)
         check_all(checks.TRAINING + checks.SHARED, final)
+        checks.check_metrics(final)
         super()._set_default_parameters()
         checks.check_evaluation(final)
         if ours and loss.recbole_negative:

@@ -61,6 +61,27 @@ def shard(part, by_user: bool, world: int, rank: int):
     return part.copy(take(part.inter_feat, np.flatnonzero(np.isin(uid, mine))))
 
 
+def check_port(ip: str, port) -> None:
+    """``ConfigError`` naming the port when rank 0's address on this machine is taken (torch
+    would fail after its rendezvous timeout, the cause at the bottom of a nested traceback)."""
+    import errno
+    import socket
+
+    from ..core.keys import ConfigError
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip, int(port)))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                return  # not an address of this machine: rank 0 runs elsewhere
+            raise ConfigError(
+                f"port={port!r} on {ip} is in use (another run, or another program); allowed: "
+                f"a free port, e.g. port={int(port) + 1} (command line: --port=...)"
+            ) from None
+
+
 def spawn(target, nproc: int, args: tuple) -> None:
     """``target(local_rank, *args)`` in ``nproc`` fresh processes, until all end."""
     import torch.multiprocessing as mp
@@ -123,6 +144,9 @@ class DistributedMixin:
                 self.model, device_ids=[device] if device.type == "cuda" else None
             )
             self.evaluator = _GatheringEvaluator(self.evaluator, config["world_size"])
+            names = [self.saved_model_file]  # rank 0 writes the checkpoint every rank reads
+            dist.broadcast_object_list(names, src=0)
+            self.saved_model_file = names[0]
 
     def fit(self, train_data, valid_data=None, *args, **kwargs):
         result = super().fit(train_data, valid_data, *args, **kwargs)

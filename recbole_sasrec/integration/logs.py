@@ -14,9 +14,20 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 
 from recbole.utils import init_logger
+
+
+@contextlib.contextmanager
+def quiet_recbole() -> Iterator[None]:
+    """Inside the block, RecBole's FutureWarnings (pandas' chained ``fillna`` in its data path,
+    torch's renamed ``GradScaler`` in its trainer) are not shown: they tell a user of this
+    package nothing and bury its own error lines. Every other warning is shown as before."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
+        yield
 
 
 @contextlib.contextmanager
@@ -32,7 +43,8 @@ def run_logging(config) -> Iterator[logging.Logger]:
         # starting together race on it (FileExistsError in one of them)
         os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
         init_logger(config)
-        yield root
+        with quiet_recbole():
+            yield root
     finally:
         for handler in root.handlers[:]:
             root.removeHandler(handler)

@@ -29,7 +29,7 @@ from .allocator import apply_allocator_setting
 from .checkpoint import check_fingerprint, config_from_plain, load_checkpoint
 from .config import Config
 from .loaders import data_preparation
-from .logs import run_logging
+from .logs import quiet_recbole, run_logging
 from .registry import dataset_class
 from .trainer import get_trainer
 
@@ -57,6 +57,26 @@ def create_dataset(config: Config) -> Dataset:
     if config["save_dataset"]:
         dataset.save()
     return dataset
+
+
+def check_catalogue(config: Config, dataset) -> None:
+    """``ConfigError`` when the catalogue is smaller than what evaluation ranks (``topk``, or a
+    sampled mode's negatives), before training rather than after its first epoch."""
+    items, cut = dataset.item_num - 1, max(config["topk"])  # id 0 is the pad
+    for phase, mode in config["eval_args"]["mode"].items():
+        sampled = mode[3:] if mode[:3] in ("uni", "pop") else None
+        if sampled is not None and int(sampled) > items - 1:
+            raise ConfigError(
+                f"eval_args mode {phase}={mode!r} draws {sampled} negatives, but data set "
+                f"{config['dataset']!r} has {items} items; allowed: at most {items - 1} "
+                f"(uni{items - 1}), or mode 'full'"
+            )
+        ranked = items if sampled is None else int(sampled) + 1
+        if cut > ranked:
+            raise ConfigError(
+                f"topk={config['topk']} ranks {cut} items, but eval_args mode {phase}={mode!r} "
+                f"on data set {config['dataset']!r} ranks {ranked}; allowed: topk up to {ranked}"
+            )
 
 
 def check_evaluation_rows(config: Config, dataset, valid_data, test_data) -> None:
@@ -98,6 +118,7 @@ def prepare(config: Config):
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     check_evaluation_rows(config, dataset, valid_data, test_data)
+    check_catalogue(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
     return dataset, train_data, valid_data, test_data, model
@@ -162,6 +183,8 @@ def run(
         return run_recbole(model, dataset, config_file_list, config_dict, saved)
     import torch.multiprocessing as mp
 
+    if group_offset == 0:  # rank 0 listens on this machine
+        distributed.check_port(ip, port)
     world_size = nproc if world_size == -1 else world_size
     queue = mp.get_context("spawn").SimpleQueue()
     group = {
@@ -255,9 +278,10 @@ def load_model(
     checkpoint stores that folder, absolute). The data must map users and items to the ids the
     model was trained with (``checkpoint.check_fingerprint``). ``allow_pickle``: also load a
     file that needs full unpickling (RecBole's format), which runs code the file holds."""
-    checkpoint, config = _checkpoint_and_config(model_file, data_path, allow_pickle)
-    dataset = _dataset_for(checkpoint, config, model_file)
-    return config, _restore(checkpoint, config, dataset), dataset
+    with quiet_recbole():
+        checkpoint, config = _checkpoint_and_config(model_file, data_path, allow_pickle)
+        dataset = _dataset_for(checkpoint, config, model_file)
+        return config, _restore(checkpoint, config, dataset), dataset
 
 
 def load_data_and_model(
@@ -269,8 +293,9 @@ def load_data_and_model(
     valid_data, test_data)``, the model with its trained weights, on CPU when CUDA is absent,
     ready for ``get_trainer(...)(config, model).evaluate(test_data, load_best_model=False)``
     in a fresh process. ``data_path`` and ``allow_pickle`` as in ``load_model``."""
-    checkpoint, config = _checkpoint_and_config(model_file, data_path, allow_pickle)
-    dataset = _dataset_for(checkpoint, config, model_file)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    model = _restore(checkpoint, config, train_data._dataset)
+    with quiet_recbole():
+        checkpoint, config = _checkpoint_and_config(model_file, data_path, allow_pickle)
+        dataset = _dataset_for(checkpoint, config, model_file)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
+        model = _restore(checkpoint, config, train_data._dataset)
     return config, model, dataset, train_data, valid_data, test_data

@@ -10,6 +10,8 @@ with ``weights_only=False`` a crafted file runs code. ``CheckpointMixin`` writes
 from __future__ import annotations
 
 import functools
+import os
+import secrets
 
 import recbole.utils
 from recbole.utils import set_color
@@ -25,6 +27,10 @@ class CheckpointMixin:
     """The three places where RecBole's ``Trainer`` writes or reads a checkpoint."""
 
     data_fingerprint: dict | None = None
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.saved_model_file = unique_name(self.saved_model_file)
 
     def fit(self, train_data, valid_data=None, *args, **kwargs):
         self.data_fingerprint = data_fingerprint(train_data._dataset, self.config)
@@ -72,6 +78,16 @@ class CheckpointMixin:
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+
+def unique_name(path: str) -> str:
+    """RecBole's checkpoint name (model and second) with a random suffix: two runs started in
+    the same second in one folder never write, or test, one file."""
+    stem, suffix = os.path.splitext(path)
+    while True:
+        candidate = f"{stem}-{secrets.token_hex(3)}{suffix}"
+        if not os.path.exists(candidate):
+            return candidate
 
 
 def get_trainer(model_type, model: str | type) -> type:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.keys import boolean, choice, integer, number
+from ..core.keys import ConfigError, boolean, choice, integer, number
 from .negatives import SAMPLERS, NegativeSampler
 from .softmax import cross_entropy
 
@@ -139,6 +139,14 @@ class GBCE(Criterion):
     def __init__(self, config, sampler: NegativeSampler):
         super().__init__(config, sampler)
         self.t = config["gbce_t"]
+        items = sampler.n_items - 1  # id 0 is the pad
+        if self.k > items:  # gSASRec's calibration holds for a sampling rate alpha <= 1
+            raise ConfigError(
+                f"loss_negatives={self.k} with loss_type='gBCE' on a catalogue of {items} items: "
+                f"the sampling rate alpha = {self.k}/{items} is above 1, outside gSASRec's "
+                f"calibration, and every target scores {self.k} negatives; allowed: "
+                f"loss_negatives <= {items}, or loss_type='CE'"
+            )
 
     def forward(self, h, pos, table, users=None, neg=None, earlier=None) -> torch.Tensor:
         k = self.k

@@ -25,6 +25,15 @@ def zip_server(tmp_path):
     served.mkdir()
     (served / "ml-1m.zip").write_bytes(buffer.getvalue())
     (served / "broken.zip").write_bytes(buffer.getvalue()[:100])
+    for name, text in (
+        ("empty", ""),
+        ("header", inter[0] + "\n"),
+        ("ragged", inter[0] + "\n1\t2\n"),
+    ):
+        z = io.BytesIO()
+        with zipfile.ZipFile(z, "w") as archive:
+            archive.writestr("ml-1m.inter", text)
+        (served / f"{name}.zip").write_bytes(z.getvalue())
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs):
@@ -56,3 +65,24 @@ def test_a_recbole_data_set_is_downloaded_and_trained_on(tmp_path, zip_server, m
     assert not list((tmp_path / "other").glob(".ml-1m.download-*"))
     with pytest.raises(ConfigError, match="not a data set RecBole downloads"):
         run_recbole("SASRec", "no-such-set", config_dict=dict(TINY, data_path=str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    "archive, why",
+    [
+        ("empty", "has no header of name:type fields"),
+        ("header", r"has a header \(user_id:token.*\) and no rows"),
+        ("ragged", "has a first row without the 4 fields of its header"),
+    ],
+)
+def test_a_download_without_interactions_is_never_installed(
+    tmp_path, zip_server, monkeypatch, archive, why
+):
+    from recbole_sasrec.data import download
+
+    monkeypatch.setitem(download._urls(), "ml-1m", f"{zip_server}/{archive}.zip")
+    cfg = dict(TINY, data_path=str(tmp_path / "data"), epochs=1)
+    for _ in range(2):  # and the next run downloads it again, with the same clear error
+        with pytest.raises(ConfigError, match=f"the ml-1m.inter downloaded from .* {why}"):
+            run_recbole("SASRec", "ml-1m", config_dict=cfg, saved=False)
+        assert not (tmp_path / "data" / "ml-1m").exists()

@@ -194,3 +194,35 @@ def test_all_users_to_csv_or_parquet_equal_one_by_one(trained_relative, tmp_path
         "3",
         "5",
     ]
+
+
+def test_batch_output_is_checked_before_anything_is_loaded(trained_relative, tmp_path, capsys):
+    _, model_file = trained_relative
+    batch = ["recommend", "--model-file", model_file, "--all-users", "--k", "2", "--out"]
+    # a folder that does not exist: one line naming it, before the model loads
+    assert main([*batch, str(tmp_path / "no" / "top.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"folder {str(tmp_path / 'no')!r} does not exist" in err and "Traceback" not in err
+    # an existing file is kept unless --replace
+    out = tmp_path / "top.csv"
+    out.write_text("keep me\n")
+    assert main([*batch, str(out)]) == 2
+    assert "exists; allowed: another file, or replace=True" in capsys.readouterr().err
+    assert out.read_text() == "keep me\n"
+    assert main([*batch, str(out), "--replace"]) == 0
+    assert out.read_text().startswith("user,rank,item,score")
+    with pytest.raises(ValueError, match="exists"):
+        Recommender(model_file).write_recommendations(out, k=2)
+
+
+def test_a_user_listed_again_is_written_once(trained_relative, tmp_path, capsys):
+    _, model_file = trained_relative
+    users = tmp_path / "users.txt"
+    users.write_text("3\n7\n3\n3\n")
+    out = tmp_path / "top.csv"
+    args = ["recommend", "--model-file", model_file, "--users-file", str(users), "--k", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 repeated users left out" in printed and "top 2 for 2 users" in printed
+    table = pd.read_csv(out, dtype={"user": str})
+    assert table.user.tolist() == ["3", "3", "7", "7"]

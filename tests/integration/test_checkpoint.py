@@ -161,3 +161,16 @@ def test_checkpoints_load_with_weights_only_and_the_old_format_on_request(
     rec = Recommender(str(old_file), allow_pickle=True)
     assert rec.recommend(users=["1"], k=3)[0][0].item
     assert main(["recommend", "--model-file", str(old_file), "--user", "1", "--allow-pickle"]) == 0
+
+
+def test_runs_started_in_one_second_never_share_a_checkpoint(tiny, monkeypatch):
+    import recbole.trainer.trainer as recbole_trainer
+
+    monkeypatch.setattr(recbole_trainer, "get_local_time", lambda: "Dec-03-2026_10-00-00")
+    files = []
+    for seed in (1, 2):
+        config, net, *_ = build("SASRec", "cycle", dict(tiny, seed=seed, epochs=1))
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        files.append(trainer.saved_model_file)
+    assert files[0] != files[1]
+    assert all(os.path.basename(f).startswith("SASRec-Dec-03-2026_10-00-00-") for f in files)

@@ -119,6 +119,13 @@ def test_pairwise_losses_get_a_sampler_by_default(loss_type):
             {"loss_type": "BCE", "train_neg_sample_args": {"distribution": "popularity"}},
             "distribution='popularity'",
         ),
+        ("SASRec", {"topk": [0]}, "topk=[0] must be a positive integer or a list of them"),
+        ("LightSANs", {"topk": 10.5}, "topk=10.5 must be"),
+        ("SASRec", {"metrics": ["Recall", "FooMetric"]}, "'FooMetric' is not a metric"),
+        ("RecBole.SASRec", {"metrics": "NDCGG"}, "allowed: a list of AUC, AveragePopularity"),
+        ("SASRec", {"eval_args": {"order": "RO"}}, "eval_args order='RO'"),
+        ("SASRec", {"negative_sampler": "popularity"}, "is not used by loss_type='CE'"),
+        ("SASRec", {"loss_type": "BCE", "negative_sampler": "in_batch"}, "not used by"),
     ],
 )
 def test_bad_configuration_fails_before_training(model, overrides, expected):

@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import TESTS, TINY, free_port, write_cycle_dataset
 
-from recbole_sasrec import load_data_and_model, run, run_recbole
+from recbole_sasrec import ConfigError, load_data_and_model, run, run_recbole
 
 WORKER = r"""
 import hashlib, json, os, sys
@@ -134,3 +134,14 @@ def test_run_with_two_processes(tmp_path, data):
     assert result is not None and result["test_result"]["hit@10"] > 0.5
     config, model, *_ = load_data_and_model(result["model_file"])
     assert config["single_spec"] and model.training is False
+
+
+def test_a_port_in_use_is_named_before_any_process_starts(data):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"port={port!r} on 127.0.0.1 is in use"):
+            run("SASRec", "cycle", config_dict=data, nproc=2, ip="127.0.0.1", port=port)

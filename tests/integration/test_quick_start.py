@@ -80,3 +80,36 @@ def test_too_few_interactions_for_a_validation_row_is_said_with_counts(tmp_path)
 def test_missing_data_file_is_named_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"no interaction file .*nowhere.inter"):
         run_recbole("SASRec", "nowhere", config_dict={"data_path": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    "items, keys, message",
+    [
+        (1, {}, r"topk=\[10\] ranks 10 items, but eval_args mode valid='full' .* ranks 1"),
+        (30, {"eval_args": {"mode": "uni50"}}, "draws 50 negatives, but data set 'small' has 30"),
+        (30, {"eval_args": {"mode": "uni5"}}, r"topk=\[10\] ranks 10 items, .* ranks 6"),
+    ],
+)
+def test_a_catalogue_smaller_than_the_ranking_is_refused_before_training(
+    tmp_path, items, keys, message
+):
+    (tmp_path / "small").mkdir()
+    rows = ["user_id:token\titem_id:token\ttimestamp:float"]
+    rows += [f"u{u}\ti{(u + t) % items}\t{t}" for u in range(1, 41) for t in range(6)]
+    (tmp_path / "small" / "small.inter").write_text("\n".join(rows) + "\n")
+    cfg = dict(TINY, data_path=str(tmp_path), checkpoint_dir=str(tmp_path / "saved"), **keys)
+    with pytest.raises(ConfigError, match=message):
+        run_recbole("SASRec", "small", config_dict=cfg)
+    assert not (tmp_path / "saved").exists()  # nothing trained, nothing saved
+
+
+def test_recbole_s_future_warnings_are_quiet_inside_a_run_only(tiny, recwarn):
+    import warnings
+
+    run_recbole("SASRec", "cycle", config_dict=dict(tiny, epochs=1))
+    from_recbole = [
+        w for w in recwarn if "recbole" in w.filename and "FutureWarning" in str(w.category)
+    ]
+    assert not from_recbole  # pandas' fillna, torch's GradScaler: RecBole's, not the user's
+    warnings.warn_explicit("still shown", FutureWarning, "recbole/x.py", 1, module="recbole.x")
+    assert any("still shown" in str(w.message) for w in recwarn)  # outside a run: as before

@@ -191,3 +191,9 @@ RANDOM_HIT10 = 10 / N_ITEMS  # a random ranker's Hit@10 on the tiny data (full r
 def test_pairwise_losses_train_end_to_end(tiny, loss_type):
     result = run_recbole("SASRec", "cycle", config_dict=dict(tiny, loss_type=loss_type))
     assert result["test_result"]["hit@10"] > 2 * RANDOM_HIT10
+
+
+def test_gbce_negatives_beyond_the_catalogue_are_refused(tiny):
+    with pytest.raises(ConfigError, match=r"loss_negatives=40 .* catalogue of 30 items.*<= 30"):
+        build("SASRec", "cycle", dict(tiny, loss_type="gBCE", loss_negatives=40))
+    build("SASRec", "cycle", dict(tiny, loss_type="gBCE", loss_negatives=30))  # alpha = 1
