@@ -8,42 +8,50 @@ Layers, each importing only those below it:
                   loaders, convert, download
     integration/  RecBole's Config, model registry, trainer, optimiser, distributed training,
                   checkpoints, quick start
-    inference/    recommendations and attention maps from a saved model
+    inference/    recommendations, attention maps and exported artifacts of a saved model
     tuning/       hyperopt and Ray Tune
+
+The names below are imported when first used, so that ``recbole_sasrec.inference.artifact``
+(serving an exported model) runs without RecBole or torch.
 """
 
-from .core.keys import ConfigError
-from .data.convert import ConvertError, convert
-from .inference.recommender import Recommendation, Recommender, recommend
-from .integration.config import Config
-from .integration.quick_start import (
-    create_dataset,
-    load_data_and_model,
-    load_model,
-    run,
-    run_recbole,
-)
-from .integration.registry import BUILTIN_PREFIX, MODELS, get_model
-from .integration.trainer import get_trainer
-from .models import LightSANs, SASRec
+from __future__ import annotations
 
-__all__ = [
-    "BUILTIN_PREFIX",
-    "MODELS",
-    "Config",
-    "ConfigError",
-    "ConvertError",
-    "LightSANs",
-    "Recommendation",
-    "Recommender",
-    "SASRec",
-    "convert",
-    "create_dataset",
-    "get_model",
-    "get_trainer",
-    "load_data_and_model",
-    "load_model",
-    "recommend",
-    "run",
-    "run_recbole",
-]
+import importlib
+
+_NAMES = {
+    "ConfigError": "core.keys",
+    "ConvertError": "data.convert",
+    "convert": "data.convert",
+    "Config": "integration.config",
+    "create_dataset": "integration.quick_start",
+    "load_data_and_model": "integration.quick_start",
+    "load_model": "integration.quick_start",
+    "run": "integration.quick_start",
+    "run_recbole": "integration.quick_start",
+    "BUILTIN_PREFIX": "integration.registry",
+    "MODELS": "integration.registry",
+    "get_model": "integration.registry",
+    "get_trainer": "integration.trainer",
+    "Recommendation": "inference.recommender",
+    "Recommender": "inference.recommender",
+    "recommend": "inference.recommender",
+    "Artifact": "inference.artifact",
+    "export": "inference.export",
+    "LightSANs": "models",
+    "SASRec": "models",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'recbole_sasrec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NAMES))

@@ -5,6 +5,7 @@ python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --items 50,
 python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --all-users --out top10.parquet
 python -m recbole_sasrec attention --model-file saved/SASRec-....pth --user 196 --out attention.png
 python -m recbole_sasrec convert --input ratings.txt --format sasrec --name mydata --out data/
+python -m recbole_sasrec export --model-file saved/SASRec-....pth --out model_dir/ [--ann]
 """
 
 from __future__ import annotations
@@ -118,6 +119,16 @@ def _convert(args) -> None:
     )
 
 
+def _export(args) -> None:
+    from .inference.export import export
+
+    path = export(
+        args.model_file, args.out, args.data_path, args.allow_pickle, args.ann, args.replace
+    )
+    print(f"wrote {path}: " + ", ".join(sorted(p.name for p in path.iterdir())))
+    print(f"serve with: Artifact.load({str(path)!r}) (recbole_sasrec.inference.artifact)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m recbole_sasrec", description=__doc__.split("\n")[0]
@@ -168,8 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sep", default=None, help="csv separator (default: tab if the header has one)")
     p.add_argument("--replace", action="store_true", help="overwrite an existing data set")
 
+    p = sub.add_parser("export", help="a folder that serves without RecBole (ONNX encoder)")
+    p.add_argument("--model-file", required=True, help="checkpoint written by run_recbole")
+    p.add_argument("--out", required=True, help="the folder to write")
+    p.add_argument("--data-path", default=None, help="read the data from here instead")
+    p.add_argument("--allow-pickle", action="store_true", help="as for recommend")
+    p.add_argument("--ann", action="store_true", help="also a faiss index (approximate top-k)")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing --out")
+
     args = parser.parse_args(argv)
-    handlers = {"recommend": _recommend, "attention": _attention, "convert": _convert}
+    handlers = {
+        "recommend": _recommend,
+        "attention": _attention,
+        "convert": _convert,
+        "export": _export,
+    }
     try:
         handlers[args.command](args)
     except ValueError as error:  # ConfigError and ConvertError included

@@ -113,8 +113,10 @@ def log_lines(n_users=30, n_items=20, extra=0, step=3, length=(6, 5)) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_converted(root: Path, log: str, data_path: str, name: str, **keys) -> dict:
-    """Convert ``log`` into ``data_path`` and train SASRec on it (TINY and ``keys``), from
+def train_converted(
+    root: Path, log: str, data_path: str, name: str, model: str = "SASRec", **keys
+) -> dict:
+    """Convert ``log`` into ``data_path`` and train ``model`` on it (TINY and ``keys``), from
     ``root``."""
     cwd = os.getcwd()
     os.chdir(root)
@@ -122,7 +124,7 @@ def train_converted(root: Path, log: str, data_path: str, name: str, **keys) -> 
         (root / "log.txt").write_text(log)
         convert("log.txt", data_path, name)
         config = dict(TINY, data_path=data_path, checkpoint_dir=str(root / "saved"), **keys)
-        return run_recbole("SASRec", name, config_dict=config)
+        return run_recbole(model, name, config_dict=config)
     finally:
         os.chdir(cwd)
 
@@ -178,3 +180,12 @@ def assert_search_result(result, output_file: Path, n_trials: int) -> None:
     assert best.valid_score == best.valid_result["ndcg@10"]
     assert f"best trial {result.trials.index(best) + 1}: {best.params_str}" in text
     assert text.count("Test result:") == len(completed) + 1  # + the best, repeated at the end
+
+
+def train_gru4rec(tmp_path: Path) -> str:
+    """A checkpoint of RecBole's GRU4Rec (a model that is not ours) on the tiny cycle."""
+    root = write_cycle_dataset(tmp_path / "gru-data")
+    cfg = dict(TINY, data_path=str(root), epochs=1, checkpoint_dir=str(tmp_path / "gru-saved"))
+    for key in ("inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob"):
+        cfg.pop(key)
+    return run_recbole("GRU4Rec", "cycle", config_dict=cfg)["model_file"]

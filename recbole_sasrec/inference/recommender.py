@@ -17,6 +17,8 @@ import torch
 from ..core.keys import ConfigError
 from ..data.arrays import gather_windows, ranks
 from ..integration.quick_start import load_model
+from ..integration.registry import is_ours
+from . import topk
 from .output import check_output, read_titles, write_frames
 
 
@@ -135,11 +137,20 @@ class Recommender:
             )
 
     @torch.no_grad()
-    def _top(self, batch: dict, seen_rows, seen_items, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.model.full_sort_predict(batch).cpu()  # [B, n_items]
+    def _top(self, batch: dict, seen_rows, seen_items, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item ids [B, k] and scores [B, k], best first. Our models: the user vectors against
+        the item table in blocks (``topk.exact``, as an exported artifact ranks); RecBole's:
+        its dense ``full_sort_predict`` [B, n_items]."""
+        excluded = (np.asarray(seen_rows, np.int64), np.asarray(seen_items, np.int64))
+        if is_ours(type(self.model)):
+            users = self.model(batch[self.model.ITEM_SEQ], batch[self.model.ITEM_SEQ_LEN])
+            items = self.model.embedding.item.weight
+            return topk.exact(users.float().cpu().numpy(), items.float().cpu().numpy(), k, excluded)
+        scores = self.model.full_sort_predict(batch).float().cpu()  # [B, n_items]
         scores[:, 0] = -torch.inf
-        scores[torch.as_tensor(seen_rows), torch.as_tensor(seen_items)] = -torch.inf
-        return scores.topk(k, dim=1)
+        scores[torch.from_numpy(excluded[0]), torch.from_numpy(excluded[1])] = -torch.inf
+        top = scores.topk(k, dim=1)
+        return top.indices.numpy(), top.values.numpy()
 
     def recommend(
         self,
@@ -171,10 +182,10 @@ class Recommender:
             [
                 Recommendation(rank + 1, item, float(score), self.title(item))
                 for rank, (item, score) in enumerate(
-                    zip(self._item_tokens[ids.numpy()].tolist(), values.tolist(), strict=True)
+                    zip(self._item_tokens[ids].tolist(), values.tolist(), strict=True)
                 )
             ]
-            for ids, values in zip(top.indices, top.values, strict=True)
+            for ids, values in zip(*top, strict=True)
         ]
 
     def iter_recommendations(
@@ -208,13 +219,13 @@ class Recommender:
                 seen_items = items[np.repeat(start, sizes) + ranks(sizes)]
             else:
                 seen_rows = seen_items = np.zeros(0, dtype=np.int64)
-            top = self._top(batch, seen_rows, seen_items, k)
+            top_ids, top_scores = self._top(batch, seen_rows, seen_items, k)
             yield pd.DataFrame(
                 {
                     "user": np.repeat(self._user_tokens[batch_ids], k),
                     "rank": np.tile(np.arange(1, k + 1), len(batch_ids)),
-                    "item": self._item_tokens[top.indices.numpy().reshape(-1)],
-                    "score": top.values.numpy().reshape(-1),
+                    "item": self._item_tokens[top_ids.reshape(-1)],
+                    "score": top_scores.reshape(-1),
                 }
             )
 

@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY, write_cycle_dataset
+from conftest import TINY, train_gru4rec
 
 from recbole_sasrec import ConfigError, Recommender, run_recbole
 from recbole_sasrec.__main__ import main
@@ -112,11 +112,7 @@ def test_ml100k_titles():
 
 
 def test_attention_on_a_model_without_attention_maps(tmp_path):
-    root = write_cycle_dataset(tmp_path / "data")
-    cfg = dict(TINY, data_path=str(root), epochs=1, checkpoint_dir=str(tmp_path / "saved"))
-    for key in ("inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob"):
-        cfg.pop(key)
-    model_file = run_recbole("GRU4Rec", "cycle", config_dict=cfg)["model_file"]
+    model_file = train_gru4rec(tmp_path)
     with pytest.raises(ConfigError, match="is a GRU4Rec checkpoint, which has no attention maps"):
         Recommender(model_file).attention(user="u1")
 

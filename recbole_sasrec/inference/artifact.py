@@ -1,0 +1,135 @@
+"""A trained model served from an exported folder, without RecBole, torch or the training data.
+
+    from recbole_sasrec.inference.artifact import Artifact
+
+    model = Artifact.load("model_dir/")
+    model.recommend(["B0001", "B0042"], k=10)        # a new user's session, item tokens
+    model.recommend_batch([["B0001"], ["B0007", "B0003"]], k=10, exclude=[["B0009"], []])
+
+The folder (``export.py`` writes it): ``encoder.onnx`` (a window of item ids [B, T] and its
+lengths [B] in, the user vector [B, D] out), ``items.npy`` (the item table [N, D], row 0 the
+pad), ``item_tokens.json`` (token of each id), ``metadata.json`` (model, configuration,
+``MAX_ITEM_LIST_LENGTH``, data fingerprint, version, file hashes) and, if exported with an
+index, ``items.hnsw`` (faiss). A session longer than ``MAX_ITEM_LIST_LENGTH`` keeps its most
+recent items, as training does; its items are left out of its recommendations unless
+``exclude_seen=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import topk
+
+FORMAT = "recbole_sasrec-artifact/1"
+FILES = ("encoder.onnx", "items.npy", "item_tokens.json", "metadata.json")
+
+
+class Artifact:
+    """An exported model: ``encode`` sessions into user vectors, ``recommend`` top-k tokens."""
+
+    def __init__(self, folder, session, items, tokens, metadata, index=None):
+        self.folder, self.session, self.items = Path(folder), session, items
+        self.tokens, self.metadata, self.index = tokens, metadata, index
+        self.max_len = metadata["max_item_list_length"]
+        self.token_id = {token: i for i, token in enumerate(tokens)}
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, threads: int | None = None, approximate=False):
+        """Load an exported folder. ``threads``: ONNX Runtime's intra-op threads (default: its
+        own choice, every core); ``approximate``: rank with the folder's faiss index."""
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        missing = [name for name in FILES if not (folder / name).is_file()]
+        if missing:
+            raise ValueError(f"{folder} is not an exported model: no {', '.join(missing)}")
+        metadata = json.loads((folder / "metadata.json").read_text())
+        if metadata.get("format") != FORMAT:
+            raise ValueError(
+                f"{folder}/metadata.json: format {metadata.get('format')!r}; allowed: {FORMAT}"
+            )
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(folder / "encoder.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        items = np.load(folder / "items.npy")
+        tokens = json.loads((folder / "item_tokens.json").read_text())
+        index = None
+        if approximate:
+            if not (folder / "items.hnsw").is_file():
+                raise ValueError(f"{folder} has no items.hnsw: export it with an index (--ann)")
+            index = topk.ApproximateIndex.read(folder / "items.hnsw")
+        return cls(folder, session, items, tokens, metadata, index)
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def item_ids(self, tokens: Sequence[str]) -> np.ndarray:
+        """Item tokens -> ids; a ``ValueError`` names every token the model does not know."""
+        unknown = [t for t in tokens if str(t) not in self.token_id or str(t) == self.tokens[0]]
+        if unknown:
+            shown = ", ".join(repr(str(t)) for t in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise ValueError(
+                f"items {shown}{more} are not items of this model "
+                f"({self.metadata['dataset']!r}, {len(self.tokens) - 1} items)"
+            )
+        return np.array([self.token_id[str(t)] for t in tokens], dtype=np.int64)
+
+    def windows(self, sessions: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Sessions of tokens -> the encoder's input: ids [B, T] (each session's most recent
+        MAX_ITEM_LIST_LENGTH items, 0-padded on the right) and lengths [B]."""
+        if not sessions or any(len(s) == 0 for s in sessions):
+            raise ValueError("every session needs at least one item token")
+        recent = [self.item_ids(list(s))[-self.max_len :] for s in sessions]
+        lengths = np.array([len(r) for r in recent], dtype=np.int64)
+        ids = np.zeros((len(recent), int(lengths.max())), dtype=np.int64)
+        for row, r in enumerate(recent):
+            ids[row, : len(r)] = r
+        return ids, lengths
+
+    # ---- outputs ---------------------------------------------------------------------------
+    def encode(self, sessions: Sequence[Sequence[str]]) -> np.ndarray:
+        """User vectors [B, D] of sessions (item tokens, oldest first)."""
+        ids, lengths = self.windows(sessions)
+        return self.session.run(None, {"item_seq": ids, "lengths": lengths})[0]
+
+    def recommend_batch(
+        self,
+        sessions: Sequence[Sequence[str]],
+        k: int = 10,
+        exclude: Sequence[Sequence[str]] | None = None,
+        exclude_seen: bool = True,
+    ) -> list[list[tuple[str, float]]]:
+        """Top-k (token, score) of each session, best first; a session's own items and its
+        ``exclude`` tokens are left out."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k={k!r} must be a positive integer")
+        left_out = [list(s) if exclude_seen else [] for s in sessions]
+        for row, tokens in enumerate(exclude or []):
+            left_out[row] += list(tokens)
+        excluded = [np.unique(self.item_ids(t)) for t in left_out]
+        if k > len(self.tokens) - 1 - max(len(e) for e in excluded):
+            raise ValueError(f"k={k} is larger than the items left to recommend")
+        users = self.encode(sessions)
+        if self.index is not None:
+            ids, scores = self.index.search(users, k, excluded)
+        else:
+            ids, scores = topk.exact(users, self.items, k, excluded)
+        return [
+            [(self.tokens[i], float(s)) for i, s in zip(row_ids, row_scores, strict=True)]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
+
+    def recommend(
+        self, session: Sequence[str], k: int = 10, exclude: Sequence[str] = (), exclude_seen=True
+    ) -> list[tuple[str, float]]:
+        """Top-k (token, score) for one session of item tokens, oldest first."""
+        return self.recommend_batch([session], k, [list(exclude)], exclude_seen)[0]
