@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
         return
 
-    from recbole_sasrec.data import convert
+    from recbole_sasrec import convert
 
     data = Path(args.data)
     name = data.stem
