@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import machine
+from .common import machine, rss_mib
 
 TOP_K = 10
 
@@ -40,31 +39,50 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 
 def synthetic_items(items: np.ndarray, n: int, noise: float, seed: int = 0) -> np.ndarray:
-    """n rows (row 0 the pad): trained rows drawn at random, plus noise x each dim's spread."""
+    """The trained table extended to n rows: trained rows drawn at random plus noise x each
+    dimension's spread (the trained rows, the sessions' items, stay first)."""
     if n <= len(items):
         return items[:n]
     rng = np.random.default_rng(seed)
-    rows = items[1 + rng.integers(0, len(items) - 1, n - 1)]
+    rows = items[1 + rng.integers(0, len(items) - 1, n - len(items))]
     spread = items[1:].std(axis=0)
-    table = rows + rng.normal(size=rows.shape).astype(np.float32) * noise * spread
-    return np.concatenate([np.zeros((1, items.shape[1]), np.float32), table]).astype(np.float32)
+    extra = rows + rng.normal(size=rows.shape).astype(np.float32) * noise * spread
+    return np.concatenate([items, extra]).astype(np.float32)
 
 
-def worker(folder: str, threads: int, backend: str, n_items: int, noise: float, repeats: int):
+def catalogue(folder: Path, n: int, noise: float) -> Path:
+    """An exported folder whose table has n rows (``synthetic_items``), beside ``folder``."""
+    items = np.load(folder / "items.npy")
+    if n <= len(items):
+        return folder
+    bigger = folder.with_name(f"{folder.name}-{n}")
+    bigger.mkdir(exist_ok=True)
+    for name in ("encoder.onnx", "metadata.json", "sessions.json", "bench.json", "encoder.pt"):
+        (bigger / name).write_bytes((folder / name).read_bytes())
+    np.save(bigger / "items.npy", synthetic_items(items, n, noise))
+    tokens = json.loads((folder / "item_tokens.json").read_text())
+    tokens += [f"synthetic-{i}" for i in range(len(tokens), n)]
+    (bigger / "item_tokens.json").write_text(json.dumps(tokens))
+    return bigger
+
+
+def worker(folder: str, threads: int, backend: str, repeats: int):
     """One (backend, threads, catalogue) in a fresh process: its latencies and memory."""
     import threadpoolctl
 
     threadpoolctl.threadpool_limits(threads)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = rss_mib()
+    import onnxruntime  # noqa: F401  (the runtime's own memory is not the artifact's)
+
     from recbole_sasrec.inference import topk
     from recbole_sasrec.inference.artifact import Artifact
 
-    imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    imported = rss_mib()
     start = time.perf_counter()
     artifact = Artifact.load(folder, threads=threads)
     load_seconds = time.perf_counter() - start
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    items = synthetic_items(artifact.items, n_items, noise)
+    loaded = rss_mib()
+    items, n_items = artifact.items, len(artifact.items)
     sessions = json.loads((Path(folder) / "sessions.json").read_text())
     encode = artifact.encode
     if backend != "onnx":
@@ -116,7 +134,7 @@ def worker(folder: str, threads: int, backend: str, n_items: int, noise: float, 
     if backend == "onnx":
         result["load_s"] = load_seconds
         result["artifact_mib"] = loaded - imported
-        result["items_mib"] = artifact.items.nbytes / 2**20
+        result["items_mib"] = items.nbytes / 2**20
         result["imports_mib"] = imported - before
         if n_items >= 200_000:  # approximate search, built here on the synthetic table
             approximate = topk.ApproximateIndex.build(items)
@@ -146,11 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--out", default="results/serving")
-    parser.add_argument("--worker", nargs=5)
+    parser.add_argument("--worker", nargs=3)
     args = parser.parse_args(argv)
     if args.worker:
-        folder, threads, backend, n_items, noise = args.worker
-        worker(folder, int(threads), backend, int(n_items), float(noise), args.repeats)
+        folder, threads, backend = args.worker
+        worker(folder, int(threads), backend, args.repeats)
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,10 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     folder, model_file, sessions = prepare(args, tmp)
     rows = []
     for n_items in args.items:
-        n = n_items or len(np.load(folder / "items.npy"))
+        sized = catalogue(folder, n_items, args.noise)
         for threads in args.threads:
             for backend in args.backends:
-                flags = [str(folder), str(threads), backend, str(n), str(args.noise)]
+                flags = [str(sized), str(threads), backend]
                 done = subprocess.run(
                     [
                         sys.executable,

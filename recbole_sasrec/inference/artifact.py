@@ -55,6 +55,9 @@ class Artifact:
                 f"{folder}/metadata.json: format {metadata.get('format')!r}; allowed: {FORMAT}"
             )
         options = ort.SessionOptions()
+        # ONNX Runtime's threads spin between calls by default, taking the cores from numpy's
+        # scoring that follows every call
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
