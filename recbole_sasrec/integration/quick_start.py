@@ -171,14 +171,9 @@ def run(
     port: str | int = "5678",
     group_offset: int = 0,
 ) -> dict[str, Any] | None:
-    """``recbole.quick_start.run``: ``run_recbole`` in this process, or, with ``nproc`` > 1 or a
-    ``world_size``, ``nproc`` processes on this machine (ranks ``group_offset`` to
-    ``group_offset + nproc - 1`` of ``world_size``, default ``nproc``) that meet at
-    ``tcp://ip:port`` and train one model with DistributedDataParallel: gloo on CPU, NCCL on
-    GPUs (one GPU per process, from ``gpu_id``). Each window is trained by one process per
-    epoch; every process reports the metrics of all evaluation rows; rank 0 logs, writes the
-    checkpoint (which loads in one process) and returns the result (None on machines without
-    rank 0)."""
+    """``recbole.quick_start.run``: ``run_recbole`` here, or ``nproc`` processes (ranks
+    ``group_offset``.. of ``world_size``, default ``nproc``) meeting at ``tcp://ip:port`` to train
+    one model (``distributed.py``); rank 0's result (None on machines without rank 0)."""
     if nproc == 1 and world_size <= 0:
         return run_recbole(model, dataset, config_file_list, config_dict, saved)
     import torch.multiprocessing as mp
@@ -187,13 +182,7 @@ def run(
         distributed.check_port(ip, port)
     world_size = nproc if world_size == -1 else world_size
     queue = mp.get_context("spawn").SimpleQueue()
-    group = {
-        "world_size": world_size,
-        "ip": ip,
-        "port": port,
-        "nproc": nproc,
-        "offset": group_offset,
-    }
+    group = dict(world_size=world_size, ip=ip, port=port, nproc=nproc, offset=group_offset)
     kwargs = {"config_dict": {**(config_dict or {}), **group}, "queue": queue, "saved": saved}
     distributed.spawn(_spawned, nproc, (model, dataset, config_file_list, kwargs))
     return None if queue.empty() else queue.get()
