@@ -14,11 +14,21 @@ import numpy as np
 import torch
 from recbole.data.dataloader import NegSampleEvalDataLoader
 from recbole.data.interaction import Interaction
+from recbole.evaluator.register import Register
 from recbole.sampler import RepeatableSampler
 from recbole.utils import EvaluatorType
 
 EVAL_SCORES = 2**20  # scores a batch holds at most
 CANDIDATES = "candidate_item_id"  # [rows, 1 + N]: the positive item, then the N negatives
+
+
+def ranks_only(config) -> bool:
+    """The metrics read only the positives' ranks (NDCG, Hit, MRR, ...): with one sample a user,
+    ``CandidateScoringMixin`` hands the evaluator [users, 1 + N] scores, not [users, items]."""
+    if config["eval_type"] == EvaluatorType.VALUE:
+        return False
+    register = Register(config)
+    return not any(register.need(k) for k in ("rec.items", "rec.meanrank", "rec.score"))
 
 
 def repeatable_draw(sampler):
@@ -61,6 +71,57 @@ def repeatable_draw(sampler):
     return draw
 
 
+def uniform_draws(high: int, items: np.ndarray, counts: np.ndarray, num: int) -> np.ndarray:
+    """RecBole's uniform draws (``randint(1, high)``) for several users' rows at once: items
+    [rows] (each user's rows together, ``counts`` [users]) -> [sum(counts) * num], user by user
+    as ``draw`` lays them out, with the values and generator state of one call per user.
+
+    numpy's legacy ``randint`` yields the same stream whatever the sizes of its calls, so every
+    user's first round is drawn in one call; a user whose round hits its positive redraws from
+    the stream right after it, shifting later users by as many values. The stream is extended
+    only as far as it is consumed."""
+    sizes = counts * num
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    total = int(ends[-1]) if len(ends) else 0
+    stream = np.random.randint(1, high, total)
+    row_of = np.repeat(np.cumsum(counts) - counts, sizes)  # each value's user's first row
+    k = np.repeat(counts, sizes)
+    used = items[row_of + (np.arange(total) - np.repeat(starts, sizes)) % k]  # value's positive
+    out = np.empty(total, dtype=np.int64)
+
+    def reach(end: int) -> None:
+        nonlocal stream
+        if end > len(stream):
+            stream = np.concatenate([stream, np.random.randint(1, high, end - len(stream))])
+
+    u, shift, n = 0, 0, len(counts)
+    while u < n:
+        w = min(n, int(np.searchsorted(ends, starts[u] + 8192, side="right")) + 1)  # look ahead
+        reach(int(ends[w - 1]) + shift)
+        window = slice(int(starts[u]), int(ends[w - 1]))
+        hits = np.flatnonzero(stream[window.start + shift : window.stop + shift] == used[window])
+        if not len(hits):
+            out[window] = stream[window.start + shift : window.stop + shift]
+            u = w
+            continue
+        v = int(np.searchsorted(ends, window.start + hits[0], side="right"))  # first hit user
+        out[window.start : starts[v]] = stream[window.start + shift : starts[v] + shift]
+        at = slice(int(starts[v]), int(ends[v]))
+        values = stream[at.start + shift : at.stop + shift].copy()
+        position = at.stop + shift
+        check = np.flatnonzero(values == used[at])
+        while len(check):  # RecBole's loop: redraw the hits, then the redraws that hit again
+            reach(position + len(check))
+            values[check] = value = stream[position : position + len(check)]
+            position += len(check)
+            check = check[value == used[at][check]]
+        out[at] = values
+        shift = position - at.stop
+        u = v + 1
+    return out
+
+
 class CandidateEvalDataLoader(NegSampleEvalDataLoader):
     """RecBole's sampled evaluation (``uni<N>``, ``pop<N>``) with each sample once: a batch is
     ``(rows, None, positive_u, positive_i)`` where ``rows`` holds every sample of the batch's
@@ -82,6 +143,8 @@ class CandidateEvalDataLoader(NegSampleEvalDataLoader):
         samples = max(
             batch_size // self.times, min(batch_size, EVAL_SCORES // self._dataset.item_num)
         )
+        if ranks_only(self.config) and self.uid2items_num[self.uid_list].max() <= 1:
+            samples = batch_size  # scores stay [users, 1 + N]: no [users, items] matrix to fit
         rows = np.sort(self.uid2items_num[self.uid_list])[::-1]
         fits = np.cumsum(rows) <= max(samples, int(rows[0]))
         self.step = max(1, int(fits.sum()))
@@ -98,7 +161,19 @@ class CandidateEvalDataLoader(NegSampleEvalDataLoader):
         candidates = []
         if getattr(self, "_draw_for", None) is not self._sampler:  # built once per sampler
             self._draw_for, self._draw = self._sampler, repeatable_draw(self._sampler)
-        draw = self._draw
+        draw, num = self._draw, self.neg_sample_num
+        if draw is not None and self._sampler.distribution == "uniform":  # all users at once
+            flat = torch.from_numpy(uniform_draws(self._sampler.item_num, items, counts, num))
+            if (counts == 1).all():
+                negatives = flat.view(-1, num)  # [users, N]
+            else:
+                parts = flat.split((counts * num).tolist())
+                negatives = torch.cat([x.view(-1, k).T for x, k in zip(parts, counts, strict=True)])
+            data.update(
+                Interaction({CANDIDATES: torch.cat([data[self.iid_field][:, None], negatives], 1)})
+            )
+            positive_u = torch.from_numpy(np.repeat(np.arange(len(uid_list)), counts))
+            return data, None, positive_u, data[self.iid_field]
         for start, end in zip(ends - counts, ends, strict=True):  # RecBole's calls, user by user
             k = end - start
             if draw is None:
@@ -187,11 +262,8 @@ class CandidateScoringMixin:
         if self.config["eval_type"] == EvaluatorType.VALUE:
             labelled, flat = candidate_labelled_scores(batch, scores, self.config["LABEL_FIELD"])
             return labelled, flat, positive_u, positive_i
-        register = self.eval_collector.register
         one_each = torch.equal(positive_u, torch.arange(len(positive_u)))
-        if one_each and not any(
-            register.need(k) for k in ("rec.items", "rec.meanrank", "rec.score")
-        ):
+        if one_each and ranks_only(self.config):
             # only ranks are read (NDCG, Hit, MRR, ...): the candidates' columns are enough
             compact = candidate_scores_compact(data[CANDIDATES], scores)
             return interaction, compact, positive_u, torch.zeros_like(positive_u)

@@ -10,12 +10,14 @@ from recbole.data.dataloader import NegSampleEvalDataLoader
 from recbole.data.interaction import Interaction
 from recbole.utils import init_seed
 
+from recbole_sasrec.data import sampled_eval
 from recbole_sasrec.data.sampled_eval import (
     CANDIDATES,
     CandidateEvalDataLoader,
     candidate_scores_compact,
     candidate_scores_matrix,
     repeatable_draw,
+    uniform_draws,
 )
 from recbole_sasrec.integration.trainer import get_trainer
 
@@ -84,6 +86,39 @@ def test_our_draw_is_recbole_s_sampler_call(tiny, mode):
         ours = draw(items, 50)
         assert torch.equal(ours, theirs) and np.random.random() == after
         assert not (ours.view(50, -1) == torch.from_numpy(items)).any()
+
+
+@pytest.mark.parametrize(("n_items", "max_rows"), [(30, 1), (30, 3), (6, 2), (5000, 1)])
+def test_one_call_for_all_users_draws_what_recbole_draws_user_by_user(tiny, n_items, max_rows):
+    """uniform_draws equals RecBole's sampler called user by user (values and numpy's state
+    after), also where nearly every user's first round hits its positive and redraws shift the
+    users after it, and for users with several rows."""
+    _, _, _, valid, _ = build("SASRec", "cycle", dict(tiny, eval_args={"mode": "uni20"}))
+    sampler = valid._sampler
+    sampler.item_num = n_items  # the draws read only the catalogue size
+    rng = np.random.default_rng(n_items)
+    counts = rng.integers(1, max_rows + 1, 400)
+    items = rng.integers(1, n_items, counts.sum())
+    np.random.seed(11)
+    theirs, row = [], 0
+    for k in counts:
+        theirs.append(sampler.sample_by_user_ids(np.zeros(k, np.int64), items[row : row + k], 50))
+        row += k
+    after = np.random.random()
+    np.random.seed(11)
+    ours = uniform_draws(n_items, items, counts, 50)
+    assert np.array_equal(ours, torch.cat(theirs).numpy()) and np.random.random() == after
+
+
+def test_ranks_only_batches_hold_eval_batch_size_users(tiny, monkeypatch):
+    """NDCG and Hit read only ranks: a batch is eval_batch_size users whatever the catalogue
+    size (no [users, items] matrix is built); ItemCoverage reads the top items, so its batches
+    stay within the matrix's limit (here 5 rows of the 31 columns)."""
+    monkeypatch.setattr(sampled_eval, "EVAL_SCORES", 5 * 31)
+    for metrics, users in ((["NDCG", "Hit"], 40), (["NDCG", "ItemCoverage"], 5)):
+        cfg = dict(tiny, eval_args={"mode": "uni20"}, eval_batch_size=40, metrics=metrics)
+        _, _, _, valid, _ = build("SASRec", "cycle", cfg)
+        assert len(next(iter(valid))[0]) == min(users, len(valid._dataset))
 
 
 @pytest.mark.parametrize("mode", ["uni20", "pop20"])
