@@ -56,7 +56,13 @@ def _negatives_fit_the_loss(config) -> str | None:
 
 
 def _ordered_by_time(config) -> str | None:
-    order = (config["eval_args"] or {}).get("order", "TO")
+    eval_args = config["eval_args"] or {}
+    if not isinstance(eval_args, dict):
+        return (
+            f"eval_args={eval_args!r} is not a mapping; allowed: keys split, group_by, order, "
+            "mode, e.g. {'mode': 'uni100'} (command line: --eval_args=\"{'mode': 'uni100'}\")"
+        )
+    order = eval_args.get("order", "TO")
     if order != "TO":
         return (
             f"eval_args order={order!r}: a sequential split orders each user's history by "

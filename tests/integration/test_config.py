@@ -124,6 +124,7 @@ def test_pairwise_losses_get_a_sampler_by_default(loss_type):
         ("SASRec", {"metrics": ["Recall", "FooMetric"]}, "'FooMetric' is not a metric"),
         ("RecBole.SASRec", {"metrics": "NDCGG"}, "allowed: a list of AUC, AveragePopularity"),
         ("SASRec", {"eval_args": {"order": "RO"}}, "eval_args order='RO'"),
+        ("SASRec", {"eval_args": "{mode:uni100}"}, "eval_args='{mode:uni100}' is not a mapping"),
         ("SASRec", {"negative_sampler": "popularity"}, "is not used by loss_type='CE'"),
         ("SASRec", {"loss_type": "BCE", "negative_sampler": "in_batch"}, "not used by"),
     ],
