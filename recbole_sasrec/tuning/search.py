@@ -5,6 +5,7 @@ search space and the fixed keys, and build the fixed configuration as every tria
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,10 @@ class Search:
 
 
 def infer_model(params_file: str | os.PathLike) -> str | None:
-    """The model a params file is for, from its name: ``hyper/sasrec.test`` -> ``SASRec``
-    (file stem matched case-insensitively against this package's models); None if no match."""
-    stem = Path(params_file).stem.lower()
+    """The model a params file is for, from its name: ``hyper/sasrec.test`` and
+    ``hyper/sasrec-short.test`` -> ``SASRec`` (the stem up to its first ``-`` or ``_``, matched
+    case-insensitively against this package's models); None if no match."""
+    stem = re.split(r"[-_]", Path(params_file).stem.lower())[0]
     return next((name for name in MODELS if name.lower() == stem), None)
 
 
@@ -59,7 +61,7 @@ def resolve_model(params_file: str | os.PathLike, model: str | None) -> str:
     inferred = infer_model(params_file)
     if model is None:
         if inferred is None:
-            stems = ", ".join(f"{name.lower()}.test" for name in MODELS)
+            stems = ", ".join(f"{name.lower()}[-<anything>].test" for name in MODELS)
             raise ConfigError(
                 f"params_file={str(params_file)!r} does not name a model of recbole_sasrec, and "
                 f"no model was given; allowed: a file named like {stems} (-> "

@@ -113,13 +113,16 @@ def test_model_is_inferred_from_the_file_name_and_never_contradicted(tmp_path):
     assert resolve_model("hyper/sasrec.test", None) == "SASRec"
     assert resolve_model("hyper/lightsans.test", None) == "LightSANs"
     assert resolve_model("x/LightSANs.test", None) == "LightSANs"  # case-insensitive
+    assert resolve_model("hyper/sasrec-short.test", None) == "SASRec"  # a variant's space
+    assert resolve_model("hyper/lightsans_beauty.test", None) == "LightSANs"
+    assert resolve_model("hyper/sasrecs.test", "LightSANs") == "LightSANs"  # not a prefix match
     assert resolve_model("hyper/sasrec.test", "SASRec") == "SASRec"
     assert resolve_model("hyper/mine.test", "LightSANs") == "LightSANs"
     with pytest.raises(ConfigError, match="model='SASRec' disagrees with .*LightSANs's search"):
         resolve_model("hyper/lightsans.test", "SASRec")
     with pytest.raises(ConfigError, match="disagrees"):
         resolve_model("hyper/sasrec.test", "RecBole.SASRec")
-    with pytest.raises(ConfigError, match="sasrec.test, lightsans.test .*--model=<name>"):
+    with pytest.raises(ConfigError, match=r"sasrec\[-<anything>\].test, lightsans.*--model=<name>"):
         resolve_model("hyper/mine.test", None)
     with pytest.raises(ConfigError, match="neither a model of recbole_sasrec nor of RecBole"):
         resolve_model("hyper/mine.test", "NoSuchModel")
