@@ -30,6 +30,8 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
+from recbole_sasrec.integration.allocator import apply_allocator_setting
+
 from .common import (
     machine,
     mean_sd,
@@ -57,6 +59,7 @@ def run_one(
     from recbole_sasrec.integration.trainer import get_trainer
 
     config = Config(name, dataset, config_files, config_dict)
+    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     with run_logging(config):
         _, train, valid, test, model = prepare(config)
         trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)

@@ -23,6 +23,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from recbole_sasrec.integration.allocator import apply_allocator_setting
+
 from .common import machine, parse_sets, peak_rss_mib, rss_mib, run_worker
 from .synthetic import make
 
@@ -59,6 +61,7 @@ def prepare_and_train(model: str, root: str, name: str, train: bool, sets: dict)
     timed("_data_processing", "process")
     base = {"data_path": root, "show_progress": False, "state": "WARNING", **sets}
     config = Config(model, name, config_dict=base)
+    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     with run_logging(config):
         start = time.perf_counter()
         dataset = create_dataset(config)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from recbole_sasrec.integration.allocator import apply_allocator_setting
+
 from .common import machine, timed_trainer
 from .synthetic import make
 
@@ -44,6 +46,7 @@ def worker(local_rank: int, model: str, dataset: str, config_dict: dict, out: st
     if "world_size" in config_dict:
         config_dict = dict(config_dict, local_rank=local_rank)
     config = Config(model, dataset, config_dict=config_dict)
+    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     with run_logging(config):
         _, train, valid, _, net = prepare(config)
         trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, net)

@@ -18,6 +18,7 @@ from datetime import date
 from recbole.utils import init_logger
 
 from recbole_sasrec import Config
+from recbole_sasrec.integration.allocator import apply_allocator_setting
 from recbole_sasrec.integration.quick_start import prepare
 from recbole_sasrec.integration.trainer import get_trainer
 
@@ -26,6 +27,7 @@ from .common import machine, parse_value
 
 def profile(name: str, dataset: str, config_dict: dict, max_batches: int | None) -> dict:
     config = Config(model=name, dataset=dataset, config_dict=config_dict)
+    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     init_logger(config)
     _, train, valid, _, model = prepare(config)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)

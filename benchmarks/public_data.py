@@ -62,11 +62,13 @@ def loss_keys(spec: str) -> dict:
 def run_one(model: str, dataset: str, config_dict: dict, config_files: list[str]) -> dict:
     """Train to early stopping; test the best checkpoint under both protocols."""
     from recbole_sasrec import Config
+    from recbole_sasrec.integration.allocator import apply_allocator_setting
     from recbole_sasrec.integration.logs import run_logging
     from recbole_sasrec.integration.quick_start import prepare
     from recbole_sasrec.integration.trainer import get_trainer
 
     config = Config(model, dataset, config_files or None, config_dict)
+    apply_allocator_setting(config)  # this worker owns its process, as run_recbole's caller does
     with run_logging(config):
         _, train, valid, test, net = prepare(config)
         trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, net)

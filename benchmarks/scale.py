@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from recbole_sasrec.integration.allocator import apply_allocator_setting
+
 from .common import machine, rss_mib
 
 MODEL_SETTINGS = {"hidden_size": 64, "n_layers": 2, "n_heads": 2, "k_interests": 5}
@@ -48,6 +50,7 @@ def worker(name: str, L: int, users: int, batch: int, n_items: int, seed: int, l
         dataset="ml-100k",  # only for the configuration defaults; no data is loaded
         config_dict=dict(MODEL_SETTINGS, MAX_ITEM_LIST_LENGTH=L, loss_type=loss),
     )
+    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     model = get_model(config["model"])(config, _Items(n_items))
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

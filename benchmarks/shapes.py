@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recbole_sasrec.integration.allocator import apply_allocator_setting
+
 from .common import machine, parse_sets, peak_rss_mib, run_worker
 from .synthetic import make
 
@@ -73,6 +75,7 @@ def measure(
     if root:
         base["data_path"] = root
     config = Config(model, dataset, config_dict=base)
+    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     with run_logging(config):
         _, train, valid, _, net = prepare(config)
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
