@@ -11,6 +11,11 @@ longest member costs, and most of what it encodes is padding. Three ways to batc
   masks, but each batch holds one length only, and such batches train worse (docs/results.md).
 * ``random``: RecBole's, batch for batch.
 
+``train_batch_positions`` sizes ``packed`` and ``length`` batches by real positions instead,
+whatever the windows' lengths: on short histories 128 windows hold a few times fewer targets
+than on ml-100k, and what a step costs whatever it holds then weighs more per target
+(docs/design.md). Fewer steps an epoch need a larger ``learning_rate``.
+
 Every window is in exactly one batch per epoch, and the same seed gives the same batches. With
 several processes every process draws the same batches and takes its rows of each.
 """
@@ -31,6 +36,24 @@ from ..core.keys import choice, integer
 BATCHINGS = ("packed", "length", "random")
 ORDERED = "ordered"  # no shuffling (RecBole's shuffle=False): windows in order
 
+
+def _positions_need_budget(config) -> str | None:
+    positions, batching = config["train_batch_positions"], config["train_batching"]
+    if positions and batching == "random":
+        return (
+            f"train_batch_positions={positions} with train_batching='random': RecBole's random "
+            f"batches hold train_batch_size windows whatever their lengths; allowed: "
+            f"train_batching 'packed' or 'length', or train_batch_positions: 0"
+        )
+    if positions and positions < config["MAX_ITEM_LIST_LENGTH"]:
+        return (
+            f"train_batch_positions={positions} is smaller than one full window "
+            f"(MAX_ITEM_LIST_LENGTH={config['MAX_ITEM_LIST_LENGTH']}); allowed: 0 or an integer "
+            f">= {config['MAX_ITEM_LIST_LENGTH']}"
+        )
+    return None
+
+
 KEYS = (
     choice(
         "train_batching",
@@ -45,6 +68,14 @@ KEYS = (
         "windows per batch (`packed`: their positions on average; `length`: those of this many "
         "full windows)",
     ),
+    integer(
+        "train_batch_positions",
+        0,
+        "`packed`, `length`: batches of about this many real positions instead (0: sized by "
+        "`train_batch_size`)",
+        low=0,
+        relation=_positions_need_budget,
+    ),
 )
 
 
@@ -53,7 +84,9 @@ class WindowBatchSampler(torch.utils.data.Sampler):
 
     ``lengths`` [R]: each window's real length. ``batching``: ``random`` (RecBole's: consecutive
     runs of ``batch_size`` in a random permutation) or ``length`` (see the module docstring).
-    ``world``/``rank``: the share of one of several processes. Every process draws the same
+    ``positions``: when > 0, the ``packed`` and ``length`` batches' size in real positions
+    (else ``batch_size`` windows' worth). ``world``/``rank``: the share of one of several
+    processes. Every process draws the same
     batches from the same seed and takes rows ``rank::world`` of each, so a step of ``world``
     processes trains on one batch of the single-process run (a batch with fewer rows than
     processes is merged into the one before it); each window is trained once per epoch.
@@ -68,10 +101,12 @@ class WindowBatchSampler(torch.utils.data.Sampler):
         generator: torch.Generator,
         world: int = 1,
         rank: int = 0,
+        positions: int = 0,
     ):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.max_len, self.batching = batch_size, max_len, batching
         self.generator, self.world, self.rank = generator, world, rank
+        self.positions = positions
 
     def epoch_batches(self) -> list[np.ndarray]:
         """Every batch of the next epoch, for all processes (draws from the generator)."""
@@ -91,9 +126,10 @@ class WindowBatchSampler(torch.utils.data.Sampler):
             # as many real positions as a random batch holds on average: the same number of
             # steps per epoch and, in expectation, the same batch as random batching
             budget = self.batch_size * float(self.lengths.mean()) if n else 1.0
+            budget = self.positions or budget
             batches = _packed_batches(order, self.lengths, budget)
         elif self.batching == "length":
-            budget = self.batch_size * self.max_len  # positions per batch
+            budget = self.positions or self.batch_size * self.max_len  # positions per batch
             order = order[np.argsort(-self.lengths[order], kind="stable")]  # longest first
             batches = _cut_by_budget(order, self.lengths[order], budget)
             shuffle = torch.randperm(len(batches), generator=self.generator).numpy()
@@ -202,6 +238,7 @@ class WindowTrainDataLoader(TrainDataLoader):
             self.generator,
             world,
             rank,
+            config["train_batch_positions"],
         )
         torch.utils.data.DataLoader.__init__(
             self,

@@ -195,3 +195,38 @@ def assert_same_gradients(together, alone) -> None:
             assert a is None and b is None
         else:
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("batching", ["packed", "length"])
+def test_batches_sized_by_positions_hold_that_many_whatever_the_window_count(long_tailed, batching):
+    settings = dict(long_tailed, train_batching=batching, train_batch_positions=60)
+    config, _, train, *_ = build("SASRec", "cycle", settings)
+    lengths = train._dataset.inter_feat["item_length"].numpy()
+    L = config["MAX_ITEM_LIST_LENGTH"]
+    batches = train.batches.epoch_batches()
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    real = np.array([lengths[b].sum() for b in batches])
+    if batching == "packed":  # cut where the running sum crosses a multiple of 60
+        assert (real <= 60 + L).all() and real[:-1].mean() >= 60 - L
+    else:  # rows x the longest window within 60
+        assert all(len(b) * lengths[b].max() <= 60 for b in batches)
+    # not train_batch_size windows' worth: a different number of steps than without the key
+    _, _, default, *_ = build("SASRec", "cycle", dict(long_tailed, train_batching=batching))
+    assert abs(len(batches) - lengths.sum() / 60) <= len(batches) * 0.5
+    assert len(default.batches.epoch_batches()) != len(batches)
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"train_batching": "random", "train_batch_positions": 4096}, "train_batching='random'"),
+        ({"train_batch_positions": 5}, "smaller than one full window"),
+        ({"train_batch_positions": -1}, "integer >= 0"),
+    ],
+)
+def test_train_batch_positions_refused_where_it_cannot_size_a_batch(long_tailed, settings, said):
+    from recbole_sasrec import ConfigError
+
+    with pytest.raises(ConfigError, match=said) as raised:
+        build("SASRec", "cycle", dict(long_tailed, **settings))
+    assert "train_batch_positions" in str(raised.value)
