@@ -13,9 +13,10 @@ checkpoint is tested under that protocol and under RecBole's (the same ranking k
 
 Losses: ``CE`` (full softmax), ``SSM<k>`` (sampled softmax, k shared negatives), ``gBCE<k>``
 (k per target; ``gBCE`` alone: 256), ``BCE``, ``BPR``. Runs are appended to
-``<out>/runs.jsonl`` as they finish and are not run again; the tables (mean +- sample standard
-deviation over seeds) go to ``<out>/summary.md`` beside the published figures of the data's
-README, the valid NDCG@10 of every run against wall-clock to ``<out>/curves.png``.
+``<out>/runs.jsonl`` as they finish and are not run again (the same model, data, keys and
+config files' contents); the tables (mean +- sample standard deviation over seeds) go to
+``<out>/summary.md`` beside the published figures of the data's README, the valid NDCG@10 of
+every run against wall-clock to ``<out>/curves.png``.
 """
 
 from __future__ import annotations
@@ -225,7 +226,11 @@ def main(argv: list[str] | None = None) -> None:
                     **sets,
                     "seed": seed,
                 }
-                context = [model, name, config_dict, args.config_files]
+                # a config file by its content too: a run is reused only with the same keys
+                files = [
+                    [f, hashlib.sha256(Path(f).read_bytes()).hexdigest()] for f in args.config_files
+                ]
+                context = [model, name, config_dict, files]
                 key = hashlib.sha256(json.dumps(context, sort_keys=True).encode()).hexdigest()[:16]
                 if key not in done:
                     options = {"config_dict": config_dict, "config_files": args.config_files}

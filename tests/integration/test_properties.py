@@ -68,3 +68,22 @@ def test_installed_wheel_carries_the_property_files(tmp_path):
     for name in MODELS:  # the property files travel with the package, for RecBole's users
         installed = target / "recbole_sasrec" / "properties" / f"{name}.yaml"
         assert installed.read_text() == properties.yaml_text(name)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [["presets/sasrec-paper.yaml"], ["presets/short-histories.yaml", "hyper/literature.yaml"]],
+)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_presets_hold_only_keys_that_are_read_with_allowed_values(name, files):
+    """A preset's keys are checked as a user's would be; each one changes what it names."""
+    from recbole_sasrec import Config
+
+    paths = [str(REPO / f) for f in files]
+    config = Config(name, "ml-100k", paths, {"data_path": str(REPO / "data")})
+    for path in paths:
+        for key, value in yaml.safe_load(open(path)).items():
+            if isinstance(value, dict):  # RecBole expands eval_args into its own form
+                assert config[key] is not None, (path, key)
+            elif key != "data_path":
+                assert config[key] == value, (path, key)
