@@ -42,6 +42,14 @@ def join(config) -> None:
         torch.cuda.set_device(config["device"])
 
 
+def leave(was_joined: bool) -> None:
+    """Leave the process group that ``join`` entered for one run, so that the process ends
+    without live gloo threads (left alive, they can abort the interpreter at exit); a group the
+    caller had joined before the run stays."""
+    if not was_joined and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def single_process_view(config):
     """A copy of ``config`` that builds loaders as one process would (for a process's share)."""
     local = copy.copy(config)

@@ -152,8 +152,12 @@ def run_recbole(
         command_line=command_line,
     )
     apply_allocator_setting(config)
-    with run_logging(config) as logger:
-        result = _train_and_test(config, saved, logger)
+    was_joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    try:
+        with run_logging(config) as logger:
+            result = _train_and_test(config, saved, logger)
+    finally:
+        distributed.leave(was_joined)  # the process as the caller had it
     if queue is not None and config["local_rank"] == 0:
         queue.put(result)  # run(): the spawning process reads rank 0's result
     return result

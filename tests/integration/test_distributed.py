@@ -61,6 +61,7 @@ with open(f"{out}/rank{rank}.json", "w") as f:
     json.dump({"steps": steps, "sums": sums, "valid": dict(best), "test": dict(result),
                "model_file": trainer.saved_model_file, "windows": len(train._dataset),
                "batches": len(train)}, f)
+torch.distributed.destroy_process_group()  # prepare() joined it; leave before exit
 """
 
 
@@ -145,3 +146,19 @@ def test_a_port_in_use_is_named_before_any_process_starts(data):
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=f"port={port!r} on 127.0.0.1 is in use"):
             run("SASRec", "cycle", config_dict=data, nproc=2, ip="127.0.0.1", port=port)
+
+
+def test_a_run_leaves_the_process_group_it_joined_and_keeps_the_callers():
+    """A group left alive at exit can abort the interpreter (gloo's threads); run_recbole
+    leaves the one it joined, never one its caller had."""
+    import torch.distributed as dist
+
+    from recbole_sasrec.integration.distributed import leave
+
+    init = f"tcp://127.0.0.1:{free_port()}"
+    dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
+    leave(was_joined=True)  # the caller's group
+    assert dist.is_initialized()
+    leave(was_joined=False)  # the run's own
+    assert not dist.is_initialized()
+    leave(was_joined=False)  # nothing to leave
