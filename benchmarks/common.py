@@ -3,6 +3,7 @@ trainer, workers in fresh processes, and mean +- spread over seeds."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import platform
@@ -10,6 +11,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,9 +79,13 @@ def write_first_users(root: Path, users: int) -> str:
     return name
 
 
-def timed_trainer(base: type) -> type:
+PROGRESS = "progress: "  # a worker's stderr lines that run_worker shows as they come
+
+
+def timed_trainer(base: type, progress: str | None = None) -> type:
     """The model's trainer, recording how long each training and evaluation pass takes and the
-    valid metrics after each (with the wall-clock seconds since ``started``)."""
+    valid metrics after each (with the wall-clock seconds since ``started``). With ``progress``
+    (a metric, e.g. 'ndcg@10'), a line on stderr after each validation."""
 
     class Timed(base):
         def __init__(self, config, model):
@@ -99,6 +105,16 @@ def timed_trainer(base: type) -> type:
             now = time.perf_counter()
             self.eval_seconds.append(now - start)
             self.curve.append((now - self.started, dict(result)))
+            if progress:
+                scores = [r[progress] for _, r in self.curve]
+                best = scores.index(max(scores))
+                print(
+                    f"{PROGRESS}epoch {len(self.train_seconds)}: valid {progress} "
+                    f"{result[progress]:.4f} (best {scores[best]:.4f} at validation {best + 1}), "
+                    f"{self.train_seconds[-1]:.1f} s training, {(now - self.started) / 60:.1f} min",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return score, result
 
     return Timed
@@ -106,13 +122,24 @@ def timed_trainer(base: type) -> type:
 
 def run_worker(module: str, args: list[str]) -> dict:
     """``python -m <module> <args>`` in a fresh process (its peak memory its own); the JSON on
-    its last line of output. Exits with the worker's error if it fails."""
-    done = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode:
-        sys.exit(f"{module} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    its last line of output. Its progress lines (``PROGRESS``) are shown as they come; exits with
+    the worker's error if it fails."""
+    # stdout to a file: a full pipe would block the worker while stderr is read here
+    with tempfile.TemporaryFile("w+") as out:
+        with subprocess.Popen(
+            [sys.executable, "-m", module, *args], stdout=out, stderr=subprocess.PIPE, text=True
+        ) as worker:
+            tail = collections.deque(maxlen=200)  # the stderr a failure is reported with
+            for line in worker.stderr:
+                if line.startswith(PROGRESS):
+                    print("  " + line[len(PROGRESS) :], end="", file=sys.stderr, flush=True)
+                else:
+                    tail.append(line)
+        out.seek(0)
+        stdout = out.read()
+    if worker.returncode:
+        sys.exit(f"{module} {' '.join(args)} failed:\n{''.join(tail)[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def mean_sd(values: list[float], digits: int = 4) -> str:

@@ -72,7 +72,9 @@ def run_one(model: str, dataset: str, config_dict: dict, config_files: list[str]
     apply_allocator_setting(config)  # this worker owns its process, as run_recbole's caller does
     with run_logging(config):
         _, train, valid, test, net = prepare(config)
-        trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, net)
+        trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]), "ndcg@10")(
+            config, net
+        )
         trainer.started = time.perf_counter()
         trainer.fit(train, valid, saved=True, show_progress=False)
         fit_seconds = time.perf_counter() - trainer.started

@@ -1,5 +1,10 @@
 """Benchmark helpers whose mistakes would go unseen in a table: the sweep's grid (the points the
-defaults are chosen from) and the synthetic logs (their order, their popularity baseline)."""
+defaults are chosen from), the synthetic logs (their order, their popularity baseline) and the
+workers every run goes through (their result, their progress, their errors)."""
+
+import textwrap
+
+import pytest
 
 from benchmarks.sweep import grid_points, parse_grid, split_values
 
@@ -50,3 +55,29 @@ def test_popularity_ranking_of_a_log():
     user = np.array([1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3])
     item = np.array([3, 3, 2, 5, 3, 3, 2, 5, 2, 3, 1, 5, 3])
     assert np.isclose(popularity_ndcg(user, item), (2 + 1 / np.log2(3)) / 3)
+
+
+WORKER = """
+import json, sys
+for i in range(20000):  # more than a pipe holds: the worker must not block on it
+    print("log line", i)
+print("progress: epoch 1: valid 0.1", file=sys.stderr, flush=True)
+print("something RecBole logs", file=sys.stderr)
+if sys.argv[1] == "fail":
+    sys.exit("the worker's error")
+print(json.dumps({"answer": 42}))
+"""
+
+
+def test_a_worker_shows_its_progress_and_returns_its_last_line(tmp_path, monkeypatch, capsys):
+    from benchmarks.common import run_worker
+
+    (tmp_path / "fake_worker.py").write_text(textwrap.dedent(WORKER))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    assert run_worker("fake_worker", ["ok"]) == {"answer": 42}
+    shown = capsys.readouterr().err
+    assert "  epoch 1: valid 0.1" in shown and "RecBole" not in shown
+
+    with pytest.raises(SystemExit) as failed:
+        run_worker("fake_worker", ["fail"])
+    assert "the worker's error" in str(failed.value) and "RecBole logs" in str(failed.value)
