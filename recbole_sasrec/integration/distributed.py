@@ -42,12 +42,17 @@ def join(config) -> None:
         torch.cuda.set_device(config["device"])
 
 
-def leave(was_joined: bool) -> None:
+def leave(was_joined: bool, finished: bool = True) -> None:
     """Leave the process group that ``join`` entered for one run, so that the process ends
     without live gloo threads (left alive, they can abort the interpreter at exit); a group the
-    caller had joined before the run stays."""
-    if not was_joined and dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    caller had joined before the run stays. A run that ``finished`` first waits for the other
+    processes, so that none closes its connections while a peer is still using them (a gloo
+    peer that loses its connections mid-use aborts); after a failure nobody waits for it."""
+    if was_joined or not (dist.is_available() and dist.is_initialized()):
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def single_process_view(config):

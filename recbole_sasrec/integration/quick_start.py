@@ -153,11 +153,13 @@ def run_recbole(
     )
     apply_allocator_setting(config)
     was_joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    finished = False
     try:
         with run_logging(config) as logger:
             result = _train_and_test(config, saved, logger)
+        finished = True
     finally:
-        distributed.leave(was_joined)  # the process as the caller had it
+        distributed.leave(was_joined, finished)  # the process as the caller had it
     if queue is not None and config["local_rank"] == 0:
         queue.put(result)  # run(): the spawning process reads rank 0's result
     return result

@@ -17,6 +17,7 @@ import hashlib, json, os, sys
 import torch
 from recbole_sasrec import Config
 from recbole_sasrec.core.fields import SEGMENT_USERS, SEGMENTS
+from recbole_sasrec.integration.distributed import leave
 from recbole_sasrec.integration.logs import run_logging
 from recbole_sasrec.integration.quick_start import prepare
 from recbole_sasrec.integration.trainer import get_trainer
@@ -61,7 +62,7 @@ with open(f"{out}/rank{rank}.json", "w") as f:
     json.dump({"steps": steps, "sums": sums, "valid": dict(best), "test": dict(result),
                "model_file": trainer.saved_model_file, "windows": len(train._dataset),
                "batches": len(train)}, f)
-torch.distributed.destroy_process_group()  # prepare() joined it; leave before exit
+leave(was_joined=False)  # prepare() joined it: wait for the other rank, then leave
 """
 
 
@@ -148,17 +149,26 @@ def test_a_port_in_use_is_named_before_any_process_starts(data):
             run("SASRec", "cycle", config_dict=data, nproc=2, ip="127.0.0.1", port=port)
 
 
-def test_a_run_leaves_the_process_group_it_joined_and_keeps_the_callers():
+def test_a_run_leaves_the_process_group_it_joined_and_keeps_the_callers(monkeypatch):
     """A group left alive at exit can abort the interpreter (gloo's threads); run_recbole
-    leaves the one it joined, never one its caller had."""
+    leaves the one it joined, never one its caller had; a finished run waits for the other
+    processes first, a failed one does not (they may never come)."""
     import torch.distributed as dist
 
     from recbole_sasrec.integration.distributed import leave
 
+    waits = []
+    barrier = dist.barrier
+    monkeypatch.setattr(dist, "barrier", lambda *a, **k: waits.append(1) or barrier(*a, **k))
     init = f"tcp://127.0.0.1:{free_port()}"
     dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
     leave(was_joined=True)  # the caller's group
-    assert dist.is_initialized()
+    assert dist.is_initialized() and not waits
     leave(was_joined=False)  # the run's own
-    assert not dist.is_initialized()
+    assert not dist.is_initialized() and waits == [1]
     leave(was_joined=False)  # nothing to leave
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1
+    )
+    leave(was_joined=False, finished=False)  # a failed run leaves without waiting
+    assert not dist.is_initialized() and waits == [1]
