@@ -5,6 +5,7 @@ workers every run goes through (their result, their progress, their errors)."""
 import textwrap
 
 import pytest
+import torch
 
 from benchmarks.sweep import grid_points, parse_grid, split_values
 
@@ -81,3 +82,15 @@ def test_a_worker_shows_its_progress_and_returns_its_last_line(tmp_path, monkeyp
     with pytest.raises(SystemExit) as failed:
         run_worker("fake_worker", ["fail"])
     assert "the worker's error" in str(failed.value) and "RecBole logs" in str(failed.value)
+
+
+def test_item_table_spread_tells_a_collapsed_table_from_a_spread_one():
+    from benchmarks.item_table import spread
+
+    g = torch.Generator().manual_seed(0)
+    spread_items = torch.randn(500, 64, generator=g)
+    one_way = torch.randn(64, generator=g) + 0.05 * torch.randn(500, 64, generator=g)
+    wide, narrow = spread(spread_items), spread(one_way)
+    assert wide["first_direction"] < 0.1 and abs(wide["cosine_to_mean"]) < 0.2
+    assert narrow["first_direction"] > 0.9 and narrow["cosine_to_mean"] > 0.9
+    assert spread(-one_way)["cosine_to_mean"] > 0.9  # one way, whichever way
