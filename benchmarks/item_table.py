@@ -13,10 +13,13 @@ point one way). The pad row (item 0) is left out.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date
 from pathlib import Path
 
 import torch
+
+from recbole_sasrec.integration.checkpoint import load_checkpoint
 
 
 def spread(table: torch.Tensor) -> dict:
@@ -34,7 +37,7 @@ def spread(table: torch.Tensor) -> dict:
 
 def item_table(checkpoint: str) -> torch.Tensor:
     """The item embedding of a checkpoint, without the pad row: [I - 1, D]."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_checkpoint(checkpoint)["state_dict"]  # weights only: nothing in it runs
     (key,) = [k for k in state if k.endswith("embedding.item.weight")]
     return state[key][1:]
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(lines)
     print(table)
     if args.out:
-        command = "python -m benchmarks.item_table " + " ".join(argv or __import__("sys").argv[1:])
+        command = "python -m benchmarks.item_table " + " ".join(argv or sys.argv[1:])
         Path(args.out).write_text(f"{date.today()}\n\n    {command}\n\n{table}\n")
 
 
