@@ -10,9 +10,9 @@ With h the state at a position, e_j the embedding of item j and s_j = <h, e_j> i
   corrected by -log(k Q(j)) (Bengio & Senecal 2008; Yi et al., RecSys 2019); a negative equal
   to the target is masked. Shared negatives make the scores one [targets, k] product.
 * ``gBCE``: gSASRec's generalised BCE (Petrov & Macdonald, RecSys 2023) with k uniform negatives
-  per target: -beta log sigmoid(s_pos) - sum_i log(1 - sigmoid(s_neg_i)), beta = alpha (t (1 -
-  1/alpha) + 1/alpha), alpha = k / (items - 1). Per target, as the paper draws them: shared
-  negatives, pushed down by every target at once, kept gBCE from learning on small catalogues.
+  per target: -beta log sigmoid(s_pos + c) - sum_i log(1 - sigmoid(s_neg_i + c)), beta = alpha
+  (t (1 - 1/alpha) + 1/alpha), alpha = k / (items - 1), every score shifted by c = log(beta / k)
+  (``gbce``: why). Per target, as the paper draws them.
 
 A new loss is a subclass of ``Criterion`` here (its ``name`` is its ``loss_type``) with the keys
 it reads declared in ``KEYS``.
@@ -20,6 +20,7 @@ it reads declared in ``KEYS``.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -173,8 +174,14 @@ def gbce(h, pos_emb, neg_emb, pos, neg, n_items: int, t: float) -> torch.Tensor:
     k = neg.size(1)
     alpha = k / (n_items - 1)
     beta = alpha * (t * (1 - 1 / alpha) + 1 / alpha)
-    pos_score = (h * pos_emb).sum(-1)  # [N]
-    neg_score = torch.einsum("nd,nkd->nk", h, neg_emb)  # [N, k]
+    # Every score enters the loss shifted by log(beta / k), the one score at which the loss is
+    # least when all scores are equal (sigmoid = beta / (beta + k)); a shared shift changes no
+    # ranking. Unshifted, scores start near 0, far above that, and the first steps' cheapest way
+    # down is one direction shared by every item and the state: the item table collapsed onto
+    # it and the model ranked by popularity for a long plateau (docs/results.md, "gBCE").
+    shift = math.log(beta / k)
+    pos_score = (h * pos_emb).sum(-1) + shift  # [N]
+    neg_score = torch.einsum("nd,nkd->nk", h, neg_emb) + shift  # [N, k]
     not_target = (neg != pos[:, None]).to(h.dtype)  # a negative equal to its target
     negative = (F.logsigmoid(-neg_score) * not_target).sum(-1)
     return -(beta * F.logsigmoid(pos_score) + negative).mean()
