@@ -177,8 +177,8 @@ def gbce(h, pos_emb, neg_emb, pos, neg, n_items: int, t: float) -> torch.Tensor:
     # Every score enters the loss shifted by log(beta / k), the one score at which the loss is
     # least when all scores are equal (sigmoid = beta / (beta + k)); a shared shift changes no
     # ranking. Unshifted, scores start near 0, far above that, and the first steps' cheapest way
-    # down is one direction shared by every item and the state: the item table collapsed onto
-    # it and the model ranked by popularity for a long plateau (docs/results.md, "gBCE").
+    # down is one direction shared by every item and the state: the item table collapses onto
+    # it and training sits on a long plateau of popularity ranking (docs/results.md, "gBCE").
     shift = math.log(beta / k)
     pos_score = (h * pos_emb).sum(-1) + shift  # [N]
     neg_score = torch.einsum("nd,nkd->nk", h, neg_emb) + shift  # [N, k]
