@@ -19,6 +19,11 @@ cut from the most recent end backwards, so that every training interaction is a 
 once per epoch and long histories are trained in full. ``window_context`` C: a window of a
 history longer than L begins C items before its first target (inputs only), so every target
 sees at least its C + 1 most recent items; n targets then take about n / (L - C) windows.
+``train_prefixes``: every target a window of its own, its L most recent items scored at the
+newest position only: RecBole's per-prefix rows (and the papers' code: S3-Rec, BSARec train
+every prefix as a sample), built here so that they batch packed and evaluate with
+``eval_exclude_history``. With ``positions_from_end`` the scored item then always takes the
+position the newest item takes at test time.
 
 The data set itself keeps one scalar row per would-be sample, in RecBole's order (RecBole's
 samplers read its item column; ``dataset[index]`` builds the list fields of the rows asked for).
@@ -63,6 +68,24 @@ def _below_the_window(config) -> str | None:
     return None
 
 
+def _prefixes_in_our_windows(config) -> str | None:
+    if not config["train_prefixes"]:
+        return None
+    if not config["train_all_positions"]:
+        return (
+            "train_prefixes=True builds per-prefix windows in all-position training's data "
+            "set; allowed: train_all_positions=True, or train_prefixes=False (with "
+            "train_all_positions=False, RecBole's own per-prefix rows)"
+        )
+    if config["window_context"]:
+        return (
+            f"train_prefixes=True gives every target its whole window of earlier items, so "
+            f"window_context={config['window_context']!r} has no meaning; allowed: "
+            f"window_context=0, or train_prefixes=False"
+        )
+    return None
+
+
 KEYS = (
     boolean(
         "train_all_positions",
@@ -77,6 +100,13 @@ KEYS = (
         low=0,
         allowed="0..`MAX_ITEM_LIST_LENGTH` - 1",
         relation=_below_the_window,
+    ),
+    boolean(
+        "train_prefixes",
+        False,
+        "every target a window of its own, scored at its newest position only (RecBole's "
+        "per-prefix rows, packed); False: a window scores every position",
+        relation=_prefixes_in_our_windows,
     ),
 )
 
@@ -162,6 +192,7 @@ class AllPositionDataset(TypedReader, SequentialDataset):
         C = self.config["window_context"]
         stride = L - C
         items = self.inter_feat[self.iid_field]
+        prefixes = self.config["train_prefixes"]
         users, first_target = np.unique(uid[rows], return_index=True)
         per_user = uid.max() + 1 if len(uid) else 0
         k = np.bincount(uid[rows], minlength=per_user)[users]  # training targets per user
@@ -171,12 +202,18 @@ class AllPositionDataset(TypedReader, SequentialDataset):
         ):
             raise RuntimeError("training targets are not a prefix of each user's history")
         user_begin = start[rows[first_target]]  # each user's first interaction (sorted row)
-        windows = np.where(k <= L, 1, 1 + -(-(k - L) // stride))  # ceil
+        if prefixes:  # one window per target, ending at it: its input positions 0 .. end - 1
+            windows = k
+        else:
+            windows = np.where(k <= L, 1, 1 + -(-(k - L) // stride))  # ceil
         user_of = np.repeat(np.arange(len(users)), windows)
         j = ranks(windows)
-        end = k[user_of] - j * stride  # one past the window's last input, within the user
+        end = k[user_of] - j * (1 if prefixes else stride)  # one past the last input (in user)
         begin = np.maximum(0, end - L)
-        first_target_pos = np.where(end > L, end - stride, 0)
+        if prefixes:  # only the newest input's next item is a target
+            first_target_pos = end - 1
+        else:
+            first_target_pos = np.where(end > L, end - stride, 0)
         length = end - begin
         base = user_begin[user_of] + begin  # sorted row of the window's first input
         item_seq, real = gather_windows(items, base, length, L)
@@ -191,6 +228,7 @@ class AllPositionDataset(TypedReader, SequentialDataset):
         self.logger.info(
             f"all-position training: {len(rows)} targets in {len(end)} windows of <= {L} items"
             + (f" ({C} of them context)" if C else "")
+            + (", one target each (train_prefixes)" if prefixes else "")
         )
         return Interaction(
             {

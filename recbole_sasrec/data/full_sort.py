@@ -37,7 +37,8 @@ def _full_ranking_of_our_rows(config) -> str | None:
     if not config["train_all_positions"]:
         return (
             "eval_exclude_history=True reads each user's whole history from all-position "
-            "training's data set; allowed: train_all_positions=True, or eval_exclude_history=False"
+            "training's data set; allowed: train_all_positions=True (with train_prefixes=True "
+            "for RecBole's per-prefix training), or eval_exclude_history=False"
         )
     return None
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from conftest import build
 
 from recbole_sasrec import ConfigError
+from recbole_sasrec.core.fields import SEGMENTS
 
 
 def pairs(inter, uid, target) -> Counter:
@@ -253,3 +254,73 @@ def test_windows_with_context_train_as_their_targets_one_by_one(long_histories, 
 def test_window_context_must_be_below_the_window(tiny):
     with pytest.raises(ConfigError, match="window_context=10 must be an integer in 0..9"):
         build("SASRec", "cycle", dict(tiny, window_context=10))
+
+
+def prefix_rows(rows, net) -> Counter:
+    """(user, inputs, target) of every training sample; a window's target is its newest
+    position's, the only one it scores."""
+    seq, lengths = rows[net.ITEM_SEQ], rows[net.ITEM_SEQ_LEN]
+    if net.TARGET_SEQ in rows:
+        targets = rows[net.TARGET_SEQ]
+        assert ((targets > 0).sum(1) == 1).all()  # one target a window ...
+        last = targets[torch.arange(len(seq)), lengths - 1]
+        assert (last > 0).all()  # ... at its newest position
+    else:
+        last = rows[net.ITEM_ID]
+    return Counter(
+        (u, tuple(s[:n]), t)
+        for u, s, n, t in zip(
+            rows[net.USER_ID].tolist(), seq.tolist(), lengths.tolist(), last.tolist(), strict=True
+        )
+    )
+
+
+@pytest.mark.parametrize("max_len", [4, 10])
+def test_prefix_windows_are_recbole_per_prefix_rows(long_histories, max_len):
+    cfg = dict(long_histories, MAX_ITEM_LIST_LENGTH=max_len)
+    _, net, train, *_ = build("SASRec", "cycle", dict(cfg, train_prefixes=True))
+    _, _, ref, *_ = build("SASRec", "cycle", dict(cfg, train_all_positions=False))
+    ours = prefix_rows(train._dataset.inter_feat, net)
+    assert ours == prefix_rows(ref._dataset.inter_feat, net)
+    assert sum(ours.values()) == len(ref._dataset.inter_feat)
+
+
+@pytest.mark.parametrize("name", ["SASRec", "LightSANs"])
+@pytest.mark.parametrize("from_end", [False, True])
+def test_prefix_windows_train_as_per_prefix_samples_packed_or_not(long_histories, name, from_end):
+    """Every window's loss is its newest position's, scored from the window alone; packed
+    batches give every window the loss it has in a batch of its own."""
+    cfg = dict(long_histories, **NO_DROPOUT, train_prefixes=True, positions_from_end=from_end)
+    _, net, train, *_ = build(name, "cycle", dict(cfg, train_batching="random"))
+    net.eval()
+    total, count = torch.tensor(0.0), 0
+    for batch in train:
+        seq, lengths = batch["item_id_list"], batch["item_length"]
+        last = batch["next_item_id_list"][torch.arange(len(seq)), lengths - 1]
+        h = net(seq, lengths)  # [B, D] at each window's newest position
+        expected = F.cross_entropy(h @ net.embedding.item.weight.T, last)
+        torch.testing.assert_close(net.calculate_loss(batch), expected)
+        total, count = total + expected * len(seq), count + len(seq)
+    _, packed_net, packed, *_ = build(name, "cycle", cfg)
+    packed_net.load_state_dict(net.state_dict())
+    packed_net.eval()
+    summed, targets, shared = torch.tensor(0.0), 0, False
+    for batch in packed:
+        shared |= bool((batch[SEGMENTS].amax(1) > 1).any())  # rows holding several windows
+        n = int((batch["next_item_id_list"] > 0).sum())
+        summed, targets = summed + packed_net.calculate_loss(batch) * n, targets + n
+    assert shared and targets == count
+    torch.testing.assert_close(summed / targets, total / count)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"train_all_positions": False}, "train_prefixes=True .*allowed: train_all_positions=True"),
+        ({"window_context": 3}, "window_context=3 has no meaning; allowed: window_context=0"),
+        ({"train_prefixes": 1}, "train_prefixes=1 must be True or False"),
+    ],
+)
+def test_prefix_windows_refuse_what_they_cannot_mean(tiny, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        build("SASRec", "cycle", {"train_prefixes": True, **tiny, **extra})

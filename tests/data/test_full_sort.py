@@ -122,8 +122,10 @@ def test_off_is_recboles_full_ranking(tmp_path, seq):
     assert close(result["test"], EXPECTED[False]) and result["test"] == result["test_recbole"]
 
 
-def test_a_trained_model_selects_and_tests_under_the_protocol(tmp_path, tiny):
-    config = Config("LightSANs", "cycle", config_dict=dict(tiny, eval_exclude_history=True))
+@pytest.mark.parametrize("prefixes", [False, True])
+def test_a_trained_model_selects_and_tests_under_the_protocol(tmp_path, tiny, prefixes):
+    cfg = dict(tiny, eval_exclude_history=True, train_prefixes=prefixes)
+    config = Config("LightSANs", "cycle", config_dict=cfg)
     with run_logging(config):
         _, train, valid, test, net = prepare(config)
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
