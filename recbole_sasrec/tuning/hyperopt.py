@@ -28,6 +28,13 @@ DEFAULT_MAX_EVALS = 100  # RecBole's run_hyper.py: hyperopt random/bayes budget
 DEFAULT_EARLY_STOP = 10  # RecBole's run_hyper.py: stop after 10 trials without improvement
 
 
+def print_validation(metrics: dict[str, Any]) -> None:
+    """A line after each validation of a trial: trials train without RecBole's epoch logs
+    (``verbose=False``), and one trial can take many minutes."""
+    line = f"  validation {metrics['validation']}: valid_score {metrics['valid_score']:.6f}"
+    print(line, flush=True)
+
+
 class _HyperTuning(HyperTuning):
     """RecBole's ``HyperTuning`` that records every trial in ``record`` and seeds fmin.
 
@@ -96,7 +103,8 @@ def run_hyperopt(
     early. ``config_dict`` is fixed for every trial (a key the params file tunes cannot also be
     fixed); the command line is not read. The search is seeded by the configuration's ``seed``.
     Rewrites ``output_file`` after every trial (every trial so far, then the best), writes
-    ``display_file`` (HTML plot) at the end, prints the best trial, returns all of them.
+    ``display_file`` (HTML plot) at the end, prints each trial's validations as they end and the
+    best trial, returns all of them.
     """
     from hyperopt import rand, tpe
 
@@ -113,7 +121,11 @@ def run_hyperopt(
     if early_stop is not None and early_stop < 0:
         raise ConfigError(f"early_stop={early_stop!r} must be >= 0 (0: never stop early)")
     objective = functools.partial(
-        objective_function, model=search.model, dataset=dataset, fixed_config=search.config_dict
+        objective_function,
+        model=search.model,
+        dataset=dataset,
+        fixed_config=search.config_dict,
+        epoch_reporter=print_validation,
     )
     record = search.result("Hyperopt", output_file)
     tuner = _HyperTuning(

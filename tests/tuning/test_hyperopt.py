@@ -145,7 +145,7 @@ def test_lightsans_num_layers_alias_reaches_the_model(tiny):
     assert {k.split(".")[1] for k in state if k.startswith("blocks.")} == {"0", "1", "2"}
 
 
-def test_hyperopt_exhaustive_search_on_tiny_data(tiny, space, tmp_path):
+def test_hyperopt_exhaustive_search_on_tiny_data(tiny, space, tmp_path, capsys):
     output, plot = tmp_path / "out.result", tmp_path / "trials.html"
     result = run_hyperopt(
         space,
@@ -160,6 +160,12 @@ def test_hyperopt_exhaustive_search_on_tiny_data(tiny, space, tmp_path):
     assert all(t.status == "completed" for t in result.trials)
     assert_search_result(result, output, n_trials=4)
     assert "SASRec tuning process" in plot.read_text()
+    # each trial shows each validation as it ends, with the score it was given
+    lines = [line for line in capsys.readouterr().out.splitlines() if "  validation " in line]
+    assert [line.split(":")[0].strip() for line in lines] == ["validation 1", "validation 2"] * 4
+    assert max(float(line.split()[-1]) for line in lines) == pytest.approx(
+        result.best.valid_score, abs=1e-6
+    )
 
 
 def test_a_search_leaves_the_caller_s_process_as_it_was(tiny, space, tmp_path, monkeypatch):
