@@ -129,6 +129,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
                 config["hidden_act"],
                 config["hidden_dropout_prob"],
                 config["layer_norm_eps"],
+                query_norm=self.block_norm(config) == "query",
             )
             for _ in range(config["n_layers"])
         )
@@ -161,6 +162,11 @@ class SelfAttentiveRecommender(SequentialRecommender):
 
     def make_attention(self, config, positions: nn.Embedding | None) -> nn.Module:
         raise NotImplementedError
+
+    def block_norm(self, config) -> str:
+        """Where each block's LayerNorms sit (``layers.Block``): ``pre``; ``query`` only for a
+        model whose attention reads its keys and values from another input than its queries."""
+        return "pre"
 
     def _init_weights(self, module: nn.Module) -> None:
         """``normal``: Normal(0, initializer_range), RecBole's (BERT's); ``xavier``: Glorot
@@ -200,7 +206,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
         packed = Packed.from_end(full, T) if self.positions_from_end else None
         x = self.embedding(item_seq, None if packed is None else packed.positions)
         for block in self.blocks:
-            maps.append(block.attn.attention_weights(block.ln_1(x), packed))
+            maps.append(block.attention_weights(x, packed))
             x = block(x, packed=packed)
         return maps
 

@@ -165,20 +165,35 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(hidden_size, hidden_size)
         self.attn_dropout = Dropout(attn_dropout)
 
-    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _heads(
+        self, x: torch.Tensor, kv: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values [B, h, T, d] of x [B, T, D]; keys and values of ``kv``
+        [B, T, D] instead when given (``block_norm: query``)."""
         B, T, D = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads)  # [B, T, 3, h, d]
+        if kv is None:
+            qkv = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads)  # [B, T, 3, h, d]
+        else:  # the same weights, the query's rows on x and the key's and value's on kv
+            w, b = self.qkv.weight, self.qkv.bias  # [3D, D], [3D]
+            q = F.linear(x, w[:D], b[:D]).unsqueeze(2)  # [B, T, 1, D]
+            k_v = F.linear(kv, w[D:], b[D:]).view(B, T, 2, D)  # [B, T, 2, D]
+            qkv = torch.cat([q, k_v], dim=2).view(B, T, 3, self.n_heads, D // self.n_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, h, T, d]
         return q, k, v
 
     def forward(
-        self, x: torch.Tensor, rows: torch.Tensor | None = None, packed: Packed | None = None
+        self,
+        x: torch.Tensor,
+        rows: torch.Tensor | None = None,
+        packed: Packed | None = None,
+        kv: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x [B, T, D] -> [B, T, D]; with rows [B], only the query at position rows[b] of each
         sequence (it still attends to positions 0..rows[b]): [B, 1, D]; ``packed``: rows of
-        several windows, each attending within itself only."""
+        several windows, each attending within itself only; ``kv`` [B, T, D]: the keys' and
+        values' input, when it is not x."""
         B, T, D = x.shape
-        q, k, v = self._heads(x)
+        q, k, v = self._heads(x, kv)
         visible = None  # None: the causal mask
         if rows is not None:
             q = select_rows(q, rows)  # [B, h, 1, d]
@@ -209,20 +224,30 @@ class CausalSelfAttention(nn.Module):
         return scores.masked_fill(~visible, float("-inf")).softmax(-1)
 
     @torch.no_grad()
-    def attention_weights(self, x: torch.Tensor, packed=None) -> dict[str, torch.Tensor]:
+    def attention_weights(self, x: torch.Tensor, packed=None, kv=None) -> dict[str, torch.Tensor]:
         """The softmax weights forward() uses (no dropout): x [B, T, D] -> [B, h, T, T]."""
-        q, k, _ = self._heads(x)
+        q, k, _ = self._heads(x, kv)
         return {"self-attention": self._causal_softmax(q, k)}
 
 
 class Block(nn.Module):
-    """One self-attention block, pre-LN as in the paper (section III-C):
+    """One self-attention block, pre-LN as in the paper's text (section III-C):
 
         g(x) = x + Dropout(g(LayerNorm(x)))   for g in (attention, feed-forward)
 
-    RecBole's SASRec is post-LN (LayerNorm(x + Dropout(g(x)))); pre-LN is what the paper and its
-    reference code use, and trains more stably with deep stacks (pmixer/SASRec.pytorch Result_Norm).
+    RecBole's SASRec is post-LN (LayerNorm(x + Dropout(g(x)))); pre-LN is what the paper
+    describes, and trains more stably with deep stacks (pmixer/SASRec.pytorch Result_Norm).
     The attention module is pluggable so LightSANs reuses this block.
+
+    ``query_norm`` (the key ``block_norm: query``): where the paper's code puts the LayerNorms.
+    Only the attention's queries are normalised (keys and values read the block's input) and
+    the residual stream continues from them; the feed-forward's residual continues from its
+    normalised input:
+
+        y = LN_1(x) + Dropout(attention(queries LN_1(x), keys and values x))
+        out = LN_2(y) + Dropout(feed_forward(LN_2(y)))
+
+    Dropout stays where the pre-LN block has it; only the LayerNorms move.
     """
 
     def __init__(
@@ -233,6 +258,7 @@ class Block(nn.Module):
         hidden_act: str,
         dropout: float,
         eps: float,
+        query_norm: bool = False,
     ):
         super().__init__()
         self.ln_1 = nn.LayerNorm(hidden_size, eps=eps)
@@ -240,6 +266,7 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(hidden_size, eps=eps)
         self.mlp = FeedForward(hidden_size, inner_size, hidden_act)
         self.dropout = Dropout(dropout)
+        self.query_norm = query_norm
 
     def forward(
         self, x: torch.Tensor, rows: torch.Tensor | None = None, packed: Packed | None = None
@@ -247,7 +274,19 @@ class Block(nn.Module):
         """x [B, T, D] -> [B, T, D]; with rows [B], the output at position rows[b] of each
         sequence only, [B, 1, D] (what scoring needs from the last block); ``packed`` rows of
         several windows."""
+        if self.query_norm:
+            q = self.ln_1(x)
+            residual = q if rows is None else select_positions(q, rows)
+            x = residual + self.dropout(self.attn(q, rows, packed, kv=x))
+            x = self.ln_2(x)
+            return x + self.dropout(self.mlp(x))
         residual = x if rows is None else select_positions(x, rows)
         x = residual + self.dropout(self.attn(self.ln_1(x), rows, packed))
         x = x + self.dropout(self.mlp(self.ln_2(x)))
         return x
+
+    def attention_weights(self, x: torch.Tensor, packed: Packed | None = None) -> dict:
+        """The attention module's weights for this block's input x [B, T, D] (no dropout)."""
+        if self.query_norm:
+            return self.attn.attention_weights(self.ln_1(x), packed, kv=x)
+        return self.attn.attention_weights(self.ln_1(x), packed)

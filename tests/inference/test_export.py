@@ -17,13 +17,17 @@ from recbole_sasrec.inference import topk
 from recbole_sasrec.inference.artifact import Artifact
 
 
-@pytest.fixture(scope="module", params=["SASRec-CE", "LightSANs-SSM", "SASRec-gBCE-from-end"])
+@pytest.fixture(
+    scope="module", params=["SASRec-CE", "LightSANs-SSM", "SASRec-gBCE-from-end-query-norm"]
+)
 def exported(request, tmp_path_factory):
     """(checkpoint, exported folder) of a small model trained on a converted log."""
     model, loss = request.param.split("-")[:2]
     root = tmp_path_factory.mktemp(request.param)
     keys = {"loss_type": loss, "loss_negatives": 8, "epochs": 3, "MAX_ITEM_LIST_LENGTH": 6}
-    keys["positions_from_end"] = request.param.endswith("from-end")
+    keys["positions_from_end"] = "from-end" in request.param
+    if request.param.endswith("query-norm"):  # the paper's code's LayerNorms (block_norm)
+        keys["block_norm"] = "query"
     log = log_lines(n_users=40, n_items=30, step=7, length=(8, 9))
     model_file = train_converted(root, log, "data", "toy", model, **keys)["model_file"]
     return model_file, export(model_file, root / "artifact")

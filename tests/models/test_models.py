@@ -19,15 +19,24 @@ NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
 
 @pytest.fixture(
-    params=[*MODELS, "LightSANs-prefix-sums", "SASRec-from-end", "LightSANs-prefix-sums-from-end"]
+    params=[
+        *MODELS,
+        "LightSANs-prefix-sums",
+        "SASRec-from-end",
+        "LightSANs-prefix-sums-from-end",
+        "SASRec-query-norm",
+    ]
 )
 def model(request, tiny, monkeypatch):
     """Each model in eval mode; LightSANs in its short-sequence (quadratic) form and in its
-    linear prefix-sum form forced at every length; both with positions counted from the end."""
+    linear prefix-sum form forced at every length; both with positions counted from the end;
+    SASRec with the paper's code's LayerNorm placement."""
     name = request.param
     if "prefix-sums" in name:
         monkeypatch.setattr(lightsans, "DENSE_MAX_LENGTH", 0)
     config = dict(tiny, **NO_DROPOUT, positions_from_end=name.endswith("from-end"))
+    if name.endswith("query-norm"):
+        config["block_norm"] = "query"
     _, net, *_ = build(name.split("-")[0], "cycle", config)
     return net.eval()
 
@@ -234,3 +243,37 @@ def test_positions_from_end_give_the_newest_item_position_0():
     forward = Packed.from_segments(torch.tensor([[1, 1, 1, 2, 2, 0]]))
     assert forward.positions[0, :5].tolist() == [0, 1, 2, 0, 1]
     assert torch.equal(packed.visible, forward.visible)
+
+
+def test_query_norm_block_is_the_papers_code():
+    """``block_norm: query``: queries from LayerNorm(x), keys and values from x itself, the
+    residual from the normalised queries, the feed-forward's residual from its normalised
+    input; written out here with the block's own weights (no dropout)."""
+    from recbole_sasrec.models.layers import Block, CausalSelfAttention
+
+    torch.manual_seed(0)
+    D, h, T = 16, 2, 5
+    block = Block(CausalSelfAttention(D, h, 0.0), D, 32, "relu", 0.0, 1e-8, query_norm=True)
+    with torch.no_grad():  # LayerNorms away from the identity, so that where they sit matters
+        for ln in (block.ln_1, block.ln_2):
+            ln.weight.uniform_(0.5, 1.5)
+            ln.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(3, T, D) * 3 + 1
+    w, b = block.attn.qkv.weight, block.attn.qkv.bias
+    q_in = block.ln_1(x)
+    q, k, v = (
+        F.linear(inp, w[i * D : (i + 1) * D], b[i * D : (i + 1) * D]).view(3, T, h, -1)
+        for i, inp in enumerate((q_in, x, x))
+    )
+    attn = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)), is_causal=True)
+    y = q_in + block.attn.out(attn.transpose(1, 2).reshape(3, T, D))
+    y = block.ln_2(y)
+    expected = y + block.mlp(y)
+    torch.testing.assert_close(block(x), expected)
+    pre = Block(block.attn, D, 32, "relu", 0.0, 1e-8)
+    pre.load_state_dict(block.state_dict())
+    assert not torch.allclose(pre(x), expected, atol=1e-3)  # the default places them elsewhere
+    rows = torch.tensor([4, 0, 2])  # the last block's one-query shortcut agrees
+    torch.testing.assert_close(block(x, rows)[:, 0], expected[torch.arange(3), rows])
+    maps = block.attention_weights(x)["self-attention"]  # [3, h, T, T]
+    torch.testing.assert_close(maps @ v.transpose(1, 2), attn)
