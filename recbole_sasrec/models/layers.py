@@ -171,14 +171,14 @@ class CausalSelfAttention(nn.Module):
         """Queries, keys and values [B, h, T, d] of x [B, T, D]; keys and values of ``kv``
         [B, T, D] instead when given (``block_norm: query``)."""
         B, T, D = x.shape
+        h, d = self.n_heads, D // self.n_heads
         if kv is None:
-            qkv = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads)  # [B, T, 3, h, d]
-        else:  # the same weights, the query's rows on x and the key's and value's on kv
-            w, b = self.qkv.weight, self.qkv.bias  # [3D, D], [3D]
-            q = F.linear(x, w[:D], b[:D]).unsqueeze(2)  # [B, T, 1, D]
-            k_v = F.linear(kv, w[D:], b[D:]).view(B, T, 2, D)  # [B, T, 2, D]
-            qkv = torch.cat([q, k_v], dim=2).view(B, T, 3, self.n_heads, D // self.n_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, h, T, d]
+            q, k, v = self.qkv(x).view(B, T, 3, h, d).permute(2, 0, 3, 1, 4)  # each [B, h, T, d]
+            return q, k, v
+        # the same weights: the query's rows on x, the key's and value's on kv
+        w, b = self.qkv.weight, self.qkv.bias  # [3D, D], [3D]
+        q = F.linear(x, w[:D], b[:D]).view(B, T, h, d).transpose(1, 2)  # [B, h, T, d]
+        k, v = F.linear(kv, w[D:], b[D:]).view(B, T, 2, h, d).permute(2, 0, 3, 1, 4)
         return q, k, v
 
     def forward(
