@@ -1,5 +1,5 @@
 """LightSANs' attention in its two forms, timed against sequence length: the T x T quadratic form
-and the linear prefix sums (``recbole_sasrec/lightsans.py``). Picks DENSE_MAX_LENGTH.
+and the linear prefix sums (``recbole_sasrec/models/low_rank_attention.py``). Picks DENSE_MAX_LENGTH.
 
     python -m benchmarks.lightsans_forms
     python -m benchmarks.lightsans_forms --lengths 25 50 100 200 --batch 128 --repeats 20
@@ -19,8 +19,8 @@ from datetime import date
 
 import torch
 
-from recbole_sasrec.models import lightsans
-from recbole_sasrec.models.lightsans import LowRankCausalAttention
+from recbole_sasrec.models import low_rank_attention
+from recbole_sasrec.models.low_rank_attention import LowRankCausalAttention
 
 from .common import machine
 
@@ -37,7 +37,7 @@ def median_ms(step, repeats: int) -> float:
 
 def time_form(attn: LowRankCausalAttention, x: torch.Tensor, limit: int, repeats: int):
     """(train ms, eval ms) with DENSE_MAX_LENGTH = limit."""
-    lightsans.DENSE_MAX_LENGTH = limit
+    low_rank_attention.DENSE_MAX_LENGTH = limit
     x = x.detach().requires_grad_(True)
 
     def train_step():

@@ -11,7 +11,7 @@ import recbole.utils
 from recbole.model.abstract_recommender import AbstractRecommender
 
 from ..core.keys import ConfigError, Key
-from ..data import batching, dataset, full_sort
+from ..data import batching, full_sort, windows
 from ..data.dataset import AllPositionDataset
 from ..models import LightSANs, SASRec, SelfAttentiveRecommender
 from . import allocator, optim
@@ -21,7 +21,7 @@ BUILTIN_PREFIX = "RecBole."  # "RecBole.SASRec" is RecBole's own SASRec, for sid
 # Keys of the data path and of training that every one of our models reads, in the order the
 # property files list them after the model's own.
 SERVING_KEYS: tuple[Key, ...] = (
-    *dataset.KEYS,
+    *windows.KEYS,
     *batching.KEYS,
     *full_sort.KEYS,
     *optim.KEYS,

@@ -8,7 +8,8 @@ import torch
 from conftest import build, write_cycle_dataset
 from recbole.data.dataloader import TrainDataLoader
 
-from recbole_sasrec.data.batching import WindowBatchSampler, WindowTrainDataLoader
+from recbole_sasrec.data.batching import WindowTrainDataLoader
+from recbole_sasrec.data.packing import WindowBatchSampler
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
@@ -145,11 +146,11 @@ def test_packed_batching_keeps_every_window_once_and_packs_rows(long_tailed):
 def test_a_packed_batch_trains_as_its_windows_one_by_one(long_tailed, name, from_end, monkeypatch):
     """Loss and gradients of a packed batch (no attention across the windows of a row,
     positions restarting in each, from either end) equal those of its windows encoded alone."""
-    from recbole_sasrec.models import lightsans
+    from recbole_sasrec.models import low_rank_attention
 
     model = name.split("-")[0]
     if name.endswith("sums"):  # packed rows take the quadratic form even where T is long
-        monkeypatch.setattr(lightsans, "DENSE_MAX_LENGTH", 0)
+        monkeypatch.setattr(low_rank_attention, "DENSE_MAX_LENGTH", 0)
     cfg = dict(long_tailed, **NO_DROPOUT, train_batching="packed", train_batch_size=4)
     cfg["positions_from_end"] = from_end
     _, net, train, *_ = build(model, "cycle", cfg)
@@ -177,7 +178,7 @@ def test_a_packed_batch_trains_as_its_windows_one_by_one(long_tailed, name, from
 
 
 def test_packed_rows_pad_little_on_a_long_tailed_log():
-    from recbole_sasrec.data.batching import pack_rows
+    from recbole_sasrec.data.packing import pack_rows
 
     rng = np.random.default_rng(0)
     lengths = np.minimum(50, np.maximum(1, np.round(rng.lognormal(np.log(6), 1.0, 20_000))))

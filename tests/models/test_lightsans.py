@@ -9,7 +9,7 @@ import torch
 from conftest import N_ITEMS
 
 from recbole_sasrec import Config, ConfigError, run_recbole
-from recbole_sasrec.models.lightsans import capped_exp, causal_aggregate
+from recbole_sasrec.models.low_rank_attention import capped_exp, causal_aggregate
 
 
 def test_aggregation_is_the_prefix_softmax_average():
@@ -62,7 +62,7 @@ def test_lightsans_learns_the_tiny_cycle_far_above_random(tiny):
 
 def test_drawn_item_to_item_weights_reproduce_the_attention():
     """The item-to-item map that `attention` draws is exactly what the item part computes."""
-    from recbole_sasrec.models.lightsans import LowRankCausalAttention
+    from recbole_sasrec.models.low_rank_attention import LowRankCausalAttention
 
     torch.manual_seed(0)
     attn = LowRankCausalAttention(16, 2, 3, 0.0, 1e-12, torch.nn.Embedding(10, 16)).eval()
@@ -81,15 +81,15 @@ def test_drawn_item_to_item_weights_reproduce_the_attention():
 @pytest.mark.parametrize("T", [1, 9, 40])
 def test_quadratic_form_equals_prefix_sums_in_value_and_gradient(T, monkeypatch):
     """Short sequences take the T x T form, long ones the prefix sums: one function."""
-    from recbole_sasrec.models import lightsans
-    from recbole_sasrec.models.lightsans import LowRankCausalAttention
+    from recbole_sasrec.models import low_rank_attention
+    from recbole_sasrec.models.low_rank_attention import LowRankCausalAttention
 
     torch.manual_seed(1)
     attn = LowRankCausalAttention(16, 2, 3, 0.0, 1e-12, torch.nn.Embedding(64, 16))
     x = torch.randn(3, T, 16, requires_grad=True)
     outputs, grads = [], []
     for limit in (64, 0):  # quadratic form, then prefix sums
-        monkeypatch.setattr(lightsans, "DENSE_MAX_LENGTH", limit)
+        monkeypatch.setattr(low_rank_attention, "DENSE_MAX_LENGTH", limit)
         y = attn(x)
         (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
         outputs.append(y.detach())

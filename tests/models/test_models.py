@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from conftest import build
 
-from recbole_sasrec.models import lightsans
+from recbole_sasrec.models import low_rank_attention
 from recbole_sasrec.models.layers import ACTIVATIONS, FeedForward
 
 MODELS = ["SASRec", "LightSANs"]
@@ -33,7 +33,7 @@ def model(request, tiny, monkeypatch):
     SASRec with the paper's code's LayerNorm placement."""
     name = request.param
     if "prefix-sums" in name:
-        monkeypatch.setattr(lightsans, "DENSE_MAX_LENGTH", 0)
+        monkeypatch.setattr(low_rank_attention, "DENSE_MAX_LENGTH", 0)
     config = dict(tiny, **NO_DROPOUT, positions_from_end=name.endswith("from-end"))
     if name.endswith("query-norm"):
         config["block_norm"] = "query"
