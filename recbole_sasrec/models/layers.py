@@ -224,10 +224,14 @@ class CausalSelfAttention(nn.Module):
         return scores.masked_fill(~visible, float("-inf")).softmax(-1)
 
     @torch.no_grad()
-    def attention_weights(self, x: torch.Tensor, packed=None, kv=None) -> dict[str, torch.Tensor]:
-        """The softmax weights forward() uses (no dropout): x [B, T, D] -> [B, h, T, T]."""
+    def attention_weights(
+        self, x: torch.Tensor, packed: Packed | None = None, kv: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The softmax weights forward() uses (no dropout): x [B, T, D] -> [B, h, T, T];
+        ``packed`` rows attend within their own windows."""
         q, k, _ = self._heads(x, kv)
-        return {"self-attention": self._causal_softmax(q, k)}
+        visible = None if packed is None else packed.visible
+        return {"self-attention": self._causal_softmax(q, k, visible)}
 
 
 class Block(nn.Module):
