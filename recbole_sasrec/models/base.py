@@ -13,7 +13,8 @@ from torch import nn
 
 from ..core.fields import SEGMENT_USERS, SEGMENTS, target_list_field
 from ..core.keys import Key, boolean, check_all, choice, integer, number
-from . import losses, negatives
+from . import item_features, losses, negatives
+from .item_features import ItemFeatures, ItemVectors
 from .layers import ACTIVATIONS, Block, Packed, SequenceEmbedding, causal_mask
 from .losses import CRITERIA
 from .negatives import NegativeSampler
@@ -75,6 +76,7 @@ KEYS = (
     ),
     *losses.KEYS,
     *negatives.KEYS,
+    *item_features.KEYS,
 )
 
 
@@ -120,6 +122,8 @@ class SelfAttentiveRecommender(SequentialRecommender):
             positions=positions is None,
             scale=config["embedding_scale"],
             sparse=config["sparse_item_updates"],
+            features=ItemFeatures.from_dataset(dataset, config["selected_features"], D),
+            id_dropout=config["item_id_dropout"],
         )
         self.blocks = nn.ModuleList(
             Block(
@@ -136,7 +140,9 @@ class SelfAttentiveRecommender(SequentialRecommender):
         self.final_ln = nn.LayerNorm(D, eps=config["layer_norm_eps"])
         self.apply(self._init_weights)
         with torch.no_grad():
-            self.embedding.item.weight[0].zero_()  # the pad item: never trained, scores 0
+            # the pad item starts at 0; CE's softmax trains its row like any other item's,
+            # and scoring and recommendations leave it out
+            self.embedding.item.weight[0].zero_()
         criterion = CRITERIA[config["loss_type"]]
         self.criterion = criterion(config, self._sampler(config, dataset, criterion))
         self.exclude_earlier = config["loss_exclude_earlier"]
@@ -171,7 +177,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
     def _init_weights(self, module: nn.Module) -> None:
         """``normal``: Normal(0, initializer_range), RecBole's (BERT's); ``xavier``: Glorot
         uniform, the SASRec paper's TensorFlow initialisation. Zero biases, unit LayerNorm."""
-        if isinstance(module, (nn.Linear, nn.Embedding)):
+        if isinstance(module, (nn.Linear, nn.Embedding, nn.EmbeddingBag)):
             if self.weight_init == "xavier":
                 nn.init.xavier_uniform_(module.weight.data)
             else:
@@ -183,16 +189,17 @@ class SelfAttentiveRecommender(SequentialRecommender):
             module.weight.data.fill_(1.0)
 
     # ---- encoder ---------------------------------------------------------------------------
-    def encode(self, item_seq, rows=None, packed: Packed | None = None, lengths=None):
+    def encode(self, item_seq, rows=None, packed: Packed | None = None, lengths=None, vectors=None):
         """item_seq [B, T] -> states at every position [B, T, D]; with rows [B], the state at
         position rows[b] only, [B, 1, D] (the last block computes that one query; earlier blocks
         need every position). ``packed``: rows holding several windows; ``lengths`` [B] (T if
-        not given) place the newest items for ``positions_from_end``."""
+        not given) place the newest items for ``positions_from_end``; ``vectors``: the step's
+        item table (``SequenceEmbedding.forward``)."""
         if self.positions_from_end and packed is None:
             T = item_seq.size(1)
             lengths = item_seq.new_full((len(item_seq),), T) if lengths is None else lengths
             packed = Packed.from_end(lengths, T)
-        x = self.embedding(item_seq, None if packed is None else packed.positions)
+        x = self.embedding(item_seq, None if packed is None else packed.positions, vectors)
         for i, block in enumerate(self.blocks):
             x = block(x, rows if i == len(self.blocks) - 1 else None, packed)
         return self.final_ln(x)
@@ -210,15 +217,19 @@ class SelfAttentiveRecommender(SequentialRecommender):
             x = block(x, packed=packed)
         return maps
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """RecBole's contract: the state after each sequence's last real item, [B, D].
+    def forward(
+        self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, vectors=None
+    ) -> torch.Tensor:
+        """RecBole's contract: the state after each sequence's last real item, [B, D]
+        (``vectors``: the step's item table, as ``encode`` reads it).
 
         Outside training, batches come in user order and a long-tailed log puts a long history
         in nearly every one: sequences of similar length are encoded together, each group
         trimmed to its longest, so little padding is encoded."""
         if self.training:
             T = int(item_seq_len.max())
-            return self.encode(item_seq[:, :T], item_seq_len - 1, lengths=item_seq_len)[:, 0]
+            rows, lengths = item_seq_len - 1, item_seq_len
+            return self.encode(item_seq[:, :T], rows, lengths=lengths, vectors=vectors)[:, 0]
         # lengths in (2^(b-1), 2^b] share bucket b: at most half of a bucket is padding
         bucket = torch.ceil(torch.log2(item_seq_len.clamp(min=1).double())).long()  # [B]
         out = None
@@ -226,7 +237,8 @@ class SelfAttentiveRecommender(SequentialRecommender):
             rows = torch.nonzero(bucket == b).squeeze(1)
             T = int(item_seq_len[rows].max())
             lengths = item_seq_len[rows]
-            h = self.encode(item_seq[rows, :T], lengths - 1, lengths=lengths)[:, 0]  # [b, D]
+            h = self.encode(item_seq[rows, :T], lengths - 1, lengths=lengths, vectors=vectors)
+            h = h[:, 0]  # [b, D]
             if out is None:
                 out = h.new_empty(len(item_seq_len), h.size(-1))
             out[rows] = h
@@ -234,11 +246,13 @@ class SelfAttentiveRecommender(SequentialRecommender):
 
     # ---- training --------------------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:
+        items = self.embedding.vectors()  # one item table for the input and the loss
         if self.TARGET_SEQ not in interaction:  # RecBole's per-prefix rows: the last position
-            h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
+            seq, lengths = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+            h = self.forward(seq, lengths, items)  # [B, D]
             neg = interaction[self.NEG_ITEM_ID] if self.criterion.recbole_negative else None
             pos, users = interaction[self.POS_ITEM_ID], interaction[self.USER_ID]
-            return self.criterion(h, pos, self.embedding.item, users, neg)
+            return self.criterion(h, pos, items, users, neg)
         lengths = interaction[self.ITEM_SEQ_LEN]
         T = int(lengths.max())
         seq = interaction[self.ITEM_SEQ][:, :T]
@@ -248,7 +262,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
             users = interaction[SEGMENT_USERS][:, :T]  # [B, T]
         else:
             users = interaction[self.USER_ID].unsqueeze(1).expand(-1, T)  # [B, T]
-        hidden = self.encode(seq, packed=packed, lengths=lengths)  # [B, T, D]
+        hidden = self.encode(seq, packed=packed, lengths=lengths, vectors=items)  # [B, T, D]
         targets = interaction[self.TARGET_SEQ][:, :T]  # [B, T]
         is_target = targets > 0
         earlier = None
@@ -258,23 +272,38 @@ class SelfAttentiveRecommender(SequentialRecommender):
             earlier = earlier_items(seq, is_target, visible)
         # only positions with a target reach the output layer: [N, D], [N], [N]
         h, pos, users = hidden[is_target], targets[is_target], users[is_target]
-        return self.criterion(h, pos, self.embedding.item, users, None, earlier)
+        return self.criterion(h, pos, items, users, None, earlier)
 
     # ---- scoring ---------------------------------------------------------------------------
+    def item_vectors(self) -> torch.Tensor:
+        """Every item's vector, [n_items, D]: what states are scored against (row 0 the pad)."""
+        return self.embedding.vectors().weight
+
+    def _encode_with_table(self, interaction):
+        """The states [B, D] of the interaction's sequences and the item table they read."""
+        items = self.embedding.vectors()
+        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], items)
+        return h, items
+
     def predict(self, interaction) -> torch.Tensor:
         """Score of ``interaction[ITEM_ID]`` for each sequence: [B]."""
-        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
-        return (h * self.embedding.item(interaction[self.ITEM_ID])).sum(-1)
+        h, items = self._encode_with_table(interaction)  # [B, D]
+        return (h * _rows(items, interaction[self.ITEM_ID])).sum(-1)
 
     def score_candidates(self, interaction, candidates: torch.Tensor) -> torch.Tensor:
         """Scores of candidates [B, C] (item ids) for each sequence, from one encoding: [B, C]."""
-        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
-        return torch.einsum("bd,bcd->bc", h, self.embedding.item(candidates))
+        h, items = self._encode_with_table(interaction)  # [B, D]
+        return torch.einsum("bd,bcd->bc", h, _rows(items, candidates))
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
         """Scores of every item for each sequence: [B, n_items]."""
-        h = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B, D]
-        return h @ self.embedding.item.weight.T
+        h, items = self._encode_with_table(interaction)  # [B, D]
+        return h @ items.weight.T
+
+
+def _rows(items: nn.Embedding | ItemVectors, ids: torch.Tensor) -> torch.Tensor:
+    """The item table's rows for ids [...] -> [..., D]."""
+    return items.rows(ids) if isinstance(items, ItemVectors) else items(ids)
 
 
 def _training(dataset, what: str):

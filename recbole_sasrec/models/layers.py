@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .item_features import ItemFeatures, ItemVectors
+
 ACTIVATIONS = {
     "gelu": F.gelu,
     "relu": F.relu,
@@ -115,6 +117,8 @@ class SequenceEmbedding(nn.Module):
         positions: bool = True,
         scale: bool = False,
         sparse: bool = False,
+        features: ItemFeatures | None = None,
+        id_dropout: float = 0.0,
     ):
         super().__init__()
         # sparse: the item table's gradient holds the rows a batch used (sparse_item_updates)
@@ -122,12 +126,38 @@ class SequenceEmbedding(nn.Module):
         self.position = nn.Embedding(max_len, hidden_size) if positions else None
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hidden_size) if scale else 1.0
+        if features is not None:  # absent without features: the ID-only model's state dict
+            self.features = features
+        self.id_dropout = id_dropout
+
+    def vectors(self) -> nn.Embedding | ItemVectors:
+        """The item table of one step, read by the input and the loss alike: the id embedding
+        itself, or with attributes an ``ItemVectors`` (``item_features.py``)."""
+        features = getattr(self, "features", None)
+        if features is None:
+            return self.item
+        keep = None
+        if self.training and self.id_dropout > 0:
+            n = self.item.num_embeddings
+            keep = (torch.rand(n, device=self.item.weight.device) >= self.id_dropout).float()
+        return ItemVectors(self.item, features(), keep)
 
     def forward(
-        self, item_seq: torch.Tensor, positions: torch.Tensor | None = None
+        self,
+        item_seq: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        vectors: nn.Embedding | ItemVectors | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """item_seq [B, T] -> [B, T, D]; ``positions`` [B, T] (0..T-1 if not given)."""
-        x = self.item(item_seq)
+        """item_seq [B, T] -> [B, T, D]; ``positions`` [B, T] (0..T-1 if not given);
+        ``vectors``: the step's item table (``vectors()`` if not given), or a fixed [N, D]
+        tensor of item vectors (an exported encoder's)."""
+        vectors = self.vectors() if vectors is None else vectors
+        if isinstance(vectors, torch.Tensor):
+            x = F.embedding(item_seq, vectors)
+        elif isinstance(vectors, ItemVectors):
+            x = vectors.rows(item_seq)
+        else:
+            x = self.item(item_seq)
         if self.scale != 1.0:
             x = x * self.scale
         if self.position is not None:

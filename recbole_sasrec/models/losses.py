@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.keys import ConfigError, boolean, choice, integer, number
+from .item_features import ItemVectors
 from .negatives import SAMPLERS, NegativeSampler
 from .softmax import cross_entropy
 
@@ -39,9 +40,11 @@ ONLY_FOR = (
 )
 
 
-def lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+def lookup(table: nn.Embedding | ItemVectors, ids: torch.Tensor) -> torch.Tensor:
     """table's rows for ids [...] -> [..., D]. ``F.embedding``'s backward adds gradients in a fixed
     order (indexing ``weight[ids]`` adds them in a thread-dependent order on CPU)."""
+    if isinstance(table, ItemVectors):
+        return table.rows(ids)
     return F.embedding(ids, table.weight, sparse=table.sparse)
 
 

@@ -1,0 +1,163 @@
+"""Item attributes in the item representation, on both sides of the model.
+
+With ``selected_features`` (RecBole's key, as its SASRecF reads it) an item's vector is its id's
+learned row plus the sum, over the selected fields, of its attributes' vectors:
+
+    e_i = E_id[i] + sum_f a_f(i)                                        [D]
+    a_f(i) = mean of E_f[v] over the tokens v of field f                token, token_seq
+             ((x_f(i) - mean_f) / std_f) @ W_f                          float [1], float_seq [S]
+
+The same e_i enters the encoder and is what each position is scored against, so two items with
+the same interactions but different attributes score differently, and an item that has no
+trained id row (``item_id_dropout``; a new item) still has a vector from its attributes alone.
+Summing keeps the score an inner product with one [N, D] table: full softmax, sampled losses,
+ONNX export and top-k search work unchanged. (What was tried and chosen on validation:
+docs/design.md, "Item attributes".)
+
+The feature values are buffers of the model (and so of its checkpoint): the model scores with
+the attributes it trained with, whatever file is read later. Row 0, the pad item, is zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from recbole.utils import FeatureType
+from torch import nn
+
+from ..core.keys import ConfigError, Key, number
+
+TOKENS = (FeatureType.TOKEN, FeatureType.TOKEN_SEQ)
+FLOATS = (FeatureType.FLOAT, FeatureType.FLOAT_SEQ)
+
+
+def _names(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+
+
+KEYS = (
+    Key(
+        "selected_features",
+        [],
+        "item fields of the `.item` file whose attributes join the item's id on both sides "
+        "(token, token_seq, float, float_seq); []: the id alone",
+        "list",
+        lambda v: _names(v) and len(set(v)) == len(v),
+        "must be a list of distinct field names of the .item file, e.g. [categories, brand]",
+        "list of `.item` fields",
+    ),
+    number(
+        "item_id_dropout",
+        0.0,
+        "training: each step leaves out this share of the items' id rows, so that an item's "
+        "attributes alone can score it (new items)",
+        0,
+        1,
+        closed=(True, False),
+        must="must be a probability in [0, 1)",
+        relation=lambda c: (
+            None
+            if c["item_id_dropout"] == 0 or c["selected_features"]
+            else (
+                f"item_id_dropout={c['item_id_dropout']!r} leaves out id rows in favour of item "
+                f"attributes, and selected_features is empty; allowed: 0, or selected_features"
+            )
+        ),
+    ),
+)
+
+
+class ItemFeatures(nn.Module):
+    """Attribute vectors of items, from RecBole's ``item_feat`` (one row per item id).
+
+    ``fields``: (name, type, values, vocabulary) per selected field; values [N] or [N, S]
+    (token ids, 0 the pad token; or floats), vocabulary the field's token count (floats: 0).
+    """
+
+    def __init__(self, fields: Sequence[tuple[str, FeatureType, torch.Tensor, int]], D: int):
+        super().__init__()
+        self.names = [name for name, *_ in fields]
+        self.tables = nn.ModuleDict()
+        for name, ftype, values, vocabulary in fields:
+            values = values.reshape(len(values), -1)  # [N, S]
+            if ftype in TOKENS:
+                self.register_buffer(f"{name}_values", values.long())
+                # mean over the item's tokens, pad tokens (id 0) left out of sum and count
+                self.tables[name] = nn.EmbeddingBag(vocabulary, D, mode="mean", padding_idx=0)
+            else:
+                values = values.float()
+                real = values[1:]
+                mean, std = real.mean(0), real.std(0, unbiased=False).clamp(min=1e-6)
+                standard = (values - mean) / std
+                standard[0] = 0.0  # the pad item
+                self.register_buffer(f"{name}_values", standard)
+                self.tables[name] = nn.Linear(values.size(1), D, bias=False)
+
+    @classmethod
+    def from_dataset(cls, dataset, names: Sequence[str], D: int) -> ItemFeatures | None:
+        """The selected fields of a RecBole data set's ``item_feat``; None when none is."""
+        if not names:
+            return None
+        feat = getattr(dataset, "item_feat", None)
+        loaded = sorted(feat.interaction) if feat is not None else []
+        fields = []
+        for name in names:
+            if name not in loaded or name == dataset.iid_field:
+                raise ConfigError(
+                    f"selected_features={list(names)!r}: {name!r} is not an item field the "
+                    f"data set loaded; allowed: fields of the .item file loaded through "
+                    f"load_col's 'item' entry (now: {[f for f in loaded if f != dataset.iid_field]})"
+                )
+            ftype = dataset.field2type[name]
+            if ftype not in TOKENS + FLOATS:
+                raise ConfigError(
+                    f"selected_features: field {name!r} is {ftype.value}; allowed: token, "
+                    f"token_seq, float, float_seq"
+                )
+            values = feat[name]
+            if ftype in FLOATS and values.dim() == (2 if ftype == FeatureType.FLOAT else 3):
+                values = values[..., 0]  # RecBole's numerical_features: (value, 1) pairs
+            fields.append((name, ftype, values, dataset.num(name) if ftype in TOKENS else 0))
+        return cls(fields, D)
+
+    def values(self, name: str) -> torch.Tensor:
+        return getattr(self, f"{name}_values")
+
+    def forward(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Attribute vectors of items ids [...] -> [..., D]; None: every item, [N, D]."""
+        out = None
+        for name in self.names:
+            values = self.values(name)
+            picked = values if ids is None else values[ids.reshape(-1)]  # [n, S]
+            table = self.tables[name]
+            v = table(picked) if isinstance(table, nn.EmbeddingBag) else table(picked)
+            out = v if out is None else out + v
+        shape = (len(out),) if ids is None else ids.shape
+        return out.view(*shape, -1)
+
+
+class ItemVectors:
+    """The item table of one step, ``weight`` [N, D], duck-typed as the ``nn.Embedding`` the
+    losses read: the id rows (``item_id_dropout``: some left out), plus attribute vectors
+    computed once for the step. ``rows(ids)`` looks up a few items without building the whole
+    sum's gradient (sparse id updates stay sparse)."""
+
+    def __init__(self, ids: nn.Embedding, attributes: torch.Tensor, keep: torch.Tensor | None):
+        self.ids, self.attributes, self.keep = ids, attributes, keep
+        self.sparse = ids.sparse
+
+    @property
+    def weight(self) -> torch.Tensor:
+        table = self.ids.weight
+        if self.keep is not None:
+            table = table * self.keep[:, None]
+        return table + self.attributes
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids [...] -> [..., D]."""
+        rows = F.embedding(ids, self.ids.weight, sparse=self.sparse)
+        if self.keep is not None:
+            rows = rows * self.keep[ids].unsqueeze(-1)
+        return rows + F.embedding(ids, self.attributes)
