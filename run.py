@@ -15,6 +15,16 @@ import os
 import sys
 
 from recbole_sasrec import ConfigError, run, run_recbole
+from recbole_sasrec.core.files import NoSpaceError, exit_on_sigterm
+from recbole_sasrec.integration.distributed import port_number
+
+
+def port(text: str) -> int:
+    """--port, checked before anything runs."""
+    try:
+        return port_number(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def torchrun_keys() -> dict:
@@ -41,10 +51,11 @@ if __name__ == "__main__":
     parser.add_argument("--nproc", type=int, default=1, help="processes on this machine")
     parser.add_argument("--world_size", type=int, default=-1, help="processes in all")
     parser.add_argument("--ip", default="localhost", help="address of rank 0's machine")
-    parser.add_argument("--port", default="5678", help="port on rank 0's machine")
+    parser.add_argument("--port", type=port, default=5678, help="port on rank 0's machine")
     parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first")
     args, configuration = parser.parse_known_args()
     config_files = args.config_files.split() if args.config_files else None
+    exit_on_sigterm()  # a checkpoint being written when the job is stopped is removed
     try:
         if torchrun_keys():
             run_recbole(
@@ -70,5 +81,5 @@ if __name__ == "__main__":
                 port=args.port,
                 group_offset=args.group_offset,
             )
-    except ConfigError as error:
+    except (ConfigError, NoSpaceError) as error:
         sys.exit(f"error: {error}")

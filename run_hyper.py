@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from recbole_sasrec import Config, ConfigError
+from recbole_sasrec.core.files import NoSpaceError, exit_on_sigterm
 from recbole_sasrec.integration.allocator import apply_allocator_setting
 from recbole_sasrec.integration.config import parse_command_line
 from recbole_sasrec.tuning import (
@@ -83,6 +84,7 @@ if __name__ == "__main__":
         output_file=args.output_file,
         display_file=args.display_file,
     )
+    exit_on_sigterm()  # a checkpoint or result being written when the job is stopped is removed
     try:
         # The process is this command's: the allocator setting the configuration asks for
         # (keep_freed_memory) is made here, never inside the library's search.
@@ -106,5 +108,5 @@ if __name__ == "__main__":
                 gpus_per_trial=0 if args.gpus_per_trial is None else args.gpus_per_trial,
                 ray_address=args.ray_address,
             )
-    except ConfigError as error:
+    except (ConfigError, NoSpaceError) as error:
         sys.exit(f"error: {error}")

@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: the machine line, memory readings, ml-100k subsets, a timed
-trainer, workers in fresh processes, and mean +- spread over seeds."""
+"""What the benchmark scripts share: where a run writes (never over a committed result unless
+told), the machine line, memory readings, ml-100k subsets, a timed trainer, workers in fresh
+processes, and mean +- spread over seeds."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -20,6 +22,57 @@ import torch
 from recbole_sasrec.integration.config import parse_value  # noqa: F401  (re-exported for the scripts)
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+RUNS = Path("results") / "runs"  # a run's own folder by default (results/ holds committed ones)
+
+
+def add_output_options(parser, what: str) -> None:
+    """``--out`` (default: a new folder of this run) and ``--replace``."""
+    parser.add_argument(
+        "--out", default=None, help=f"{what} (default: a new folder results/runs/<script>-<time>/)"
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="write over files of the same name already in --out (and reuse a record of "
+        "finished runs there)",
+    )
+
+
+def output_folder(script: str, out: str | None, names: Iterable[str], replace: bool) -> Path:
+    """The folder a run writes ``names`` into, made now, before any work: ``out``, or a new
+    ``results/runs/<script>-<date>-<time>/``. Exits naming the files that already exist there,
+    unless ``replace``: a committed result is never overwritten by a run that was not told to."""
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder, n = RUNS / f"{script}-{stamp}", 1
+        while folder.exists():  # two runs in one second
+            n += 1
+            folder = RUNS / f"{script}-{stamp}-{n}"
+    else:
+        folder = Path(out)
+    refuse_existing([folder / name for name in names], replace)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def output_file(script: str, out: str | None, name: str, replace: bool) -> Path:
+    """A run's one output file: ``out``, or ``name`` in a new folder (``output_folder``)."""
+    if out is None:
+        return output_folder(script, None, [name], replace) / name
+    path = Path(out)
+    refuse_existing([path], replace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def refuse_existing(paths: Iterable[Path], replace: bool) -> None:
+    """``sys.exit`` naming those of ``paths`` that exist, unless ``replace``."""
+    there = [str(p) for p in paths if p.exists()]
+    if there and not replace:
+        sys.exit(
+            f"error: {', '.join(there)} already exist(s) (a committed result?); allowed: --out "
+            f"another folder or file, or --replace to write over it"
+        )
 
 
 def machine() -> str:

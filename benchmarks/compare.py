@@ -33,8 +33,10 @@ from pathlib import Path
 from recbole_sasrec.integration.allocator import apply_allocator_setting
 
 from .common import (
+    add_output_options,
     machine,
     mean_sd,
+    output_folder,
     parse_sets,
     peak_rss_mib,
     rss_mib,
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="every model")
     parser.add_argument("--config_files", nargs="*", default=[], help="yaml files, every model")
     parser.add_argument("--users", type=int, help="use ml-100k's first USERS users only")
-    parser.add_argument("--out", default="results")
+    add_output_options(parser, "folder for <name>.jsonl, .md, .png")
     parser.add_argument("--name", default=None, help="file stem (default from the options)")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -215,8 +217,9 @@ def main(argv: list[str] | None = None) -> None:
         else f"{args.epochs}ep" + "-ours-converged" * args.ours_converge
     )
     stem = args.name or f"compare-{args.dataset}-{mode}"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # with --replace, the runs a record there holds are reused (a search resumed)
+    names = [f"{stem}.jsonl", f"{stem}.md", f"{stem}.png"]
+    out = output_folder("compare", args.out, names, args.replace)
     record = out / f"{stem}.jsonl"
     done = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     flags = [f"--{k}={v}" for k, v in (("epochs", args.epochs), ("max_epochs", args.max_epochs))]

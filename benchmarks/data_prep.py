@@ -25,7 +25,15 @@ from pathlib import Path
 
 from recbole_sasrec.integration.allocator import apply_allocator_setting
 
-from .common import machine, parse_sets, peak_rss_mib, rss_mib, run_worker
+from .common import (
+    add_output_options,
+    machine,
+    output_folder,
+    parse_sets,
+    peak_rss_mib,
+    rss_mib,
+    run_worker,
+)
 from .synthetic import make
 
 DEFAULT_DATA = Path("/tmp/recbole_sasrec_synthetic")
@@ -157,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no_train", action="store_true", help="preparation only")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="where the logs are written")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default="results")
+    add_output_options(parser, "folder for data_prep.md, .json, .png")
     parser.add_argument(
         "--worker", nargs=3, metavar=("MODEL", "NAME", "TRAIN"), help=argparse.SUPPRESS
     )
@@ -170,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         return
+    names = ["data_prep.md", "data_prep.json", "data_prep.png"]
+    out = output_folder("data_prep", args.out, names, args.replace)
     command = "python -m benchmarks.data_prep " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = []
     for n in args.sizes:
@@ -185,8 +195,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"{r['prep_peak_mib'] / 1024:.2f} GiB, phases {r['phases']}",
                 flush=True,
             )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     text = f"Measured {date.today()} on {machine()}.\nCommand: {command}\n\n{table(rows)}\n"
     (out / "data_prep.md").write_text(text)
     (out / "data_prep.json").write_text(json.dumps(rows, indent=1))

@@ -21,6 +21,8 @@ import torch
 
 from recbole_sasrec.integration.checkpoint import load_checkpoint
 
+from .common import refuse_existing
+
 
 def spread(table: torch.Tensor) -> dict:
     """table [I, D] -> {'norm', 'first_direction', 'cosine_to_mean'}."""
@@ -46,7 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="LABEL=CHECKPOINT")
     parser.add_argument("--out", default=None, help="a markdown file for the table")
+    parser.add_argument("--replace", action="store_true", help="write over an existing --out")
     args = parser.parse_args(argv)
+    if args.out:
+        refuse_existing([Path(args.out)], args.replace)
     lines = [
         "| run | mean norm | first direction's share | cosine to the mean direction |",
         "| --- | ---: | ---: | ---: |",

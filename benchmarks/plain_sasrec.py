@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .common import machine, mean_sd, parse_sets, run_worker
+from .common import add_output_options, machine, mean_sd, output_file, parse_sets, run_worker
 
 
 class PlainSASRec(nn.Module):
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[2020, 1, 2])
-    parser.add_argument("--out", default="results/plain_sasrec.json")
+    add_output_options(parser, "the JSON file to write")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="ours only")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             users = read(data)
             print(json.dumps(plain_run(users, max(max(u) for u in users) + 1, args.epochs, seed)))
         return
+    out = output_file("plain_sasrec", args.out, "plain_sasrec.json", args.replace)
     rows = []
     for seed in args.seeds:
         common = ["--data", str(data), "--epochs", str(args.epochs), "--set", *args.set, "--worker"]
@@ -196,9 +197,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{mean_sd([r['ours'][1] for r in rows])} |",
         f"| plain / ours | {mean_sd(ratio, 1)} | |",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "table": lines}, indent=1))
-    print("\n".join(lines))
+    out.write_text(json.dumps({"rows": rows, "table": lines}, indent=1))
+    print("\n".join(lines) + f"\nwrote {out}")
 
 
 if __name__ == "__main__":

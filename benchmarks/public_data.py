@@ -6,7 +6,8 @@
 
 The data file is the literature's one-line-per-user format (``user item item ...``, oldest
 first), converted with ``python -m recbole_sasrec convert --format sequences`` into
-``--data_dir``. Every (model, loss, seed) trains in its own process, one after the other, until
+``--data_dir``; ``--attributes`` (S3-Rec's item -> attributes JSON) writes the ``.item`` file
+beside it (``--format attributes``) and every run selects its field (``selected_features``). Every (model, loss, seed) trains in its own process, one after the other, until
 RecBole's early stopping on validation NDCG@10 under the literature's protocol (leave-one-out,
 full ranking with the user's earlier items removed: ``eval_exclude_history: True``). Its best
 checkpoint is tested under that protocol and under RecBole's (the same ranking keeping them).
@@ -32,7 +33,16 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
-from .common import machine, mean_sd, parse_sets, peak_rss_mib, run_worker, timed_trainer
+from .common import (
+    add_output_options,
+    machine,
+    mean_sd,
+    output_folder,
+    parse_sets,
+    peak_rss_mib,
+    run_worker,
+    timed_trainer,
+)
 
 LOSS = re.compile(r"(CE|BCE|BPR|SSM|gBCE)(\d*)")
 KS = (5, 10, 20)
@@ -181,6 +191,7 @@ def plot(runs: list[dict], path: Path, name: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a 'user item item ...' file")
+    parser.add_argument("--attributes", default=None, help="item -> attributes JSON: features on")
     parser.add_argument("--models", nargs="+", default=["SASRec", "LightSANs"])
     parser.add_argument("--losses", nargs="+", default=["CE", "SSM256", "SSM4096", "gBCE"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 1, 2])
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config_files", nargs="*", default=[], help="yaml files, every run")
     parser.add_argument("--label", default=None, help="the setting's name in the tables")
     parser.add_argument("--max_epochs", type=int, default=400, help="cap on early stopping")
-    parser.add_argument("--out", default=None, help="default: results/public_data/<data>")
+    add_output_options(parser, "folder for runs.jsonl, summary.md, curves.png")
     parser.add_argument("--data_dir", default=str(Path(tempfile.gettempdir()) / "public_data"))
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "DATASET", "JSON"))
     args = parser.parse_args(argv)
@@ -204,9 +215,15 @@ def main(argv: list[str] | None = None) -> None:
 
     data = Path(args.data)
     name = data.stem
+    # with --replace, the runs a record there holds are reused (a search resumed)
+    names = ["runs.jsonl", "summary.md", "curves.png"]
+    out = output_folder(f"public_data-{name}", args.out, names, args.replace)
     convert(str(data), args.data_dir, name, "sequences", replace=True)
-    out = Path(args.out or f"results/public_data/{name}")
-    out.mkdir(parents=True, exist_ok=True)
+    item_file = Path(args.data_dir) / name / f"{name}.item"
+    if args.attributes:
+        convert(args.attributes, args.data_dir, name, "attributes", replace=True, report=print)
+    else:
+        item_file.unlink(missing_ok=True)  # a run without attributes reads no .item file
     record = out / "runs.jsonl"
     sets = parse_sets(args.set)
     label = args.label or (" ".join(args.set + args.config_files) or "defaults")
@@ -225,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
                     "epochs": args.max_epochs,
                     **PROTOCOL,
                     **loss_keys(loss),
+                    **({"selected_features": ["attributes"]} if args.attributes else {}),
                     **sets,
                     "seed": seed,
                 }

@@ -7,7 +7,8 @@ For each data set, SASRec is trained for one epoch (the model's quality does not
 cost), then ``Recommender(model_file).write_recommendations(out, k=10)`` is timed: loading the
 checkpoint and its data set, one encoding per user, the user's seen items excluded, written in
 batches. The synthetic log is ``benchmarks.synthetic``'s Amazon shape (long-tailed histories,
-Zipf-like items). Writes ``recommend_batch.md`` under ``--out``.
+Zipf-like items). Writes ``recommend_batch.md`` under ``--out`` (default: a new folder
+results/runs/recommend_batch-<time>/; an existing file only with ``--replace``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import machine, peak_rss_mib
+from .common import add_output_options, machine, output_folder, peak_rss_mib
 from .synthetic import make
 
 DEFAULT_DATA = Path("/tmp/recbole_sasrec_synthetic")
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--batch_size", type=int, default=1024)
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--out", default="results")
+    add_output_options(parser, "folder for recommend_batch.md")
     args = parser.parse_args(argv)
+    out = output_folder("recommend_batch", args.out, ["recommend_batch.md"], args.replace)
     command = "python -m benchmarks.recommend_batch " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
@@ -89,10 +91,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['peak_mib']:.0f} |"
         )
     text = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "recommend_batch.md").write_text(text)
-    print(text)
+    print(text + f"wrote {out / 'recommend_batch.md'}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import torch
 
 from recbole_sasrec.integration.allocator import apply_allocator_setting
 
-from .common import machine, rss_mib
+from .common import add_output_options, machine, output_folder, rss_mib
 
 MODEL_SETTINGS = {"hidden_size": 64, "n_layers": 2, "n_heads": 2, "k_interests": 5}
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         "CE adds a full-catalogue softmax at every position",
     )
     parser.add_argument("--timeout", type=int, default=900, help="seconds per (model, L) run")
-    parser.add_argument("--out", default="results")
+    add_output_options(parser, "folder for scale.md, .json, .png")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "L"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         result = worker(name, L, args.users, args.batch, args.n_items, args.seed, args.loss)
         print(json.dumps(result))
         return
+    out = output_folder("scale", args.out, ["scale.md", "scale.json", "scale.png"], args.replace)
 
     command = "python -m benchmarks.scale " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = []
@@ -144,8 +145,6 @@ def main(argv: list[str] | None = None) -> None:
         + "\n".join(lines)
         + f"\n\n{crossover}\n"
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "scale.md").write_text(text)
     (out / "scale.json").write_text(json.dumps(rows, indent=1))
     plot(rows, out / "scale.png")

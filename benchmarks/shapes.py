@@ -30,7 +30,14 @@ import numpy as np
 
 from recbole_sasrec.integration.allocator import apply_allocator_setting
 
-from .common import machine, parse_sets, peak_rss_mib, run_worker
+from .common import (
+    add_output_options,
+    machine,
+    output_folder,
+    parse_sets,
+    peak_rss_mib,
+    run_worker,
+)
 from .synthetic import make
 
 PAPER = {
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default="results")
+    add_output_options(parser, "folder for shapes.md, .json")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -176,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             json.dumps(measure(model, dataset, root, overrides, evaluate == "1", args.eval_users))
         )
         return
+    out = output_folder("shapes", args.out, ["shapes.md", "shapes.json"], args.replace)
     command = "python -m benchmarks.shapes " + " ".join(sys.argv[1:] if argv is None else argv)
     datasets = [] if args.no_ml100k else [("ml-100k", "-", 1682)]
     for items in args.items:
@@ -208,8 +216,6 @@ def main(argv: list[str] | None = None) -> None:
                     )
                     rows.append(r)
                     print(table([r]).splitlines()[-1], flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     skipped = f"CE skipped above {args.ce_max_items:,} items (its full softmax is the cost the sampled losses remove)."
     text = f"Measured {date.today()} on {machine()}.\nCommand: {command}\n\n{table(rows)}\n\n{skipped}\n"
     (out / "shapes.md").write_text(text)

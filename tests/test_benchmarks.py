@@ -3,6 +3,7 @@ defaults are chosen from), the synthetic logs (their order, their popularity bas
 workers every run goes through (their result, their progress, their errors)."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,3 +95,97 @@ def test_item_table_spread_tells_a_collapsed_table_from_a_spread_one():
     assert wide["first_direction"] < 0.1 and abs(wide["cosine_to_mean"]) < 0.2
     assert narrow["first_direction"] > 0.9 and narrow["cosine_to_mean"] > 0.9
     assert spread(-one_way)["cosine_to_mean"] > 0.9  # one way, whichever way
+
+
+# ---- where a run writes: never over a committed result unless told ----------------------------
+class WorkStarted(Exception):
+    """Raised by a benchmark's first expensive step: the run got past its output check."""
+
+
+def no_work(*args, **kwargs):
+    raise WorkStarted
+
+
+# script, its required arguments, the files it writes, its first expensive steps
+SCRIPTS = [
+    ("compare", [], ["compare-ml-100k-5ep.md"], ["run_worker"]),
+    ("data_prep", [], ["data_prep.json"], ["make", "run_worker"]),
+    ("plain_sasrec", ["--data", "x.txt"], None, ["run_worker"]),
+    ("public_data", ["--data", "Beauty.txt"], ["summary.md"], ["run_worker"]),
+    ("recommend_batch", [], ["recommend_batch.md"], ["make", "measure"]),
+    ("scale", [], ["scale.png"], []),
+    ("serving", ["--data", "x.txt"], ["serving.md"], ["prepare"]),
+    ("shapes", [], ["shapes.md"], ["make", "run_worker"]),
+    ("item_table", ["A=a.pth"], None, ["item_table"]),
+]
+
+
+@pytest.fixture
+def no_benchmark_work(monkeypatch):
+    import importlib
+    import subprocess
+
+    import recbole_sasrec
+
+    for script, _, _, steps in SCRIPTS:
+        module = importlib.import_module(f"benchmarks.{script}")
+        for step in steps:
+            monkeypatch.setattr(module, step, no_work)
+    monkeypatch.setattr(subprocess, "run", no_work)  # scale's workers
+    monkeypatch.setattr(recbole_sasrec, "convert", no_work)  # public_data's first step
+
+
+@pytest.mark.parametrize(("script", "args", "names", "steps"), SCRIPTS)
+def test_a_benchmark_refuses_to_overwrite_a_result_before_any_work(
+    tmp_path, no_benchmark_work, script, args, names, steps
+):
+    import importlib
+
+    main = importlib.import_module(f"benchmarks.{script}").main
+    if names is None:  # one file, named by --out
+        existing = tmp_path / "result.md"
+        out = existing
+    else:
+        out, existing = tmp_path / "results", tmp_path / "results" / names[0]
+        out.mkdir()
+    existing.write_text("committed\n")
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--out", str(out)])
+    assert str(refused.value) == (
+        f"error: {existing} already exist(s) (a committed result?); allowed: --out another "
+        f"folder or file, or --replace to write over it"
+    )
+    assert existing.read_text() == "committed\n"
+    with pytest.raises(WorkStarted):  # told to: the run goes on
+        main([*args, "--out", str(out), "--replace"])
+
+
+@pytest.mark.parametrize(("script", "args", "names", "steps"), SCRIPTS[:-1])
+def test_a_benchmark_writes_to_a_new_folder_of_its_own_by_default(
+    tmp_path, no_benchmark_work, monkeypatch, script, args, names, steps
+):
+    """Run from the repository as a user would: results/ (committed) is left alone."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    committed = tmp_path / "results" / f"{script}.md"
+    committed.parent.mkdir()
+    committed.write_text("committed\n")
+    with pytest.raises(WorkStarted):
+        importlib.import_module(f"benchmarks.{script}").main(args)
+    (run,) = (tmp_path / "results" / "runs").iterdir()
+    assert run.name.startswith(f"{script}-") and list(run.iterdir()) == []
+    assert committed.read_text() == "committed\n"
+    assert {p.name for p in (tmp_path / "results").iterdir()} == {f"{script}.md", "runs"}
+
+
+def test_two_runs_in_one_second_get_two_folders(tmp_path, monkeypatch):
+    from benchmarks.common import output_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda fmt: "20260101-120000")
+    first = output_folder("scale", None, ["scale.md"], False)
+    second = output_folder("scale", None, ["scale.md"], False)
+    assert first == Path("results/runs/scale-20260101-120000")
+    assert second == Path("results/runs/scale-20260101-120000-2")
+    assert first.is_dir() and second.is_dir()

@@ -1,6 +1,6 @@
 """Turn interaction logs into RecBole atomic files: ``<out>/<name>/<name>.inter``.
 
-Three inputs:
+Three interaction formats, and item attributes:
 * ``sasrec``: the SASRec text format: ``user item`` per line, whitespace separated, sorted by
   time within each user, ids from 1. The line order within a user becomes the timestamp.
 * ``sequences``: one line per user, ``user item item ...``, whitespace separated, oldest item
@@ -9,6 +9,8 @@ Three inputs:
   the order. A line with a user and no items, or a user on two lines, is an error.
 * ``csv``: a CSV/TSV with a header, user and item columns and an optional timestamp column
   (names given as options). Without a timestamp column the line order within a user is used.
+* ``attributes``: item -> attribute tokens as JSON (S3-Rec's ``item2attributes.json``), written
+  as ``<name>.item`` beside a converted ``<name>.inter`` (``attributes.py``).
 
 The output is written to a temporary file and renamed into place, so a failure never leaves a
 half-written ``.inter`` behind, and an existing data set of the same name is refused unless
@@ -16,9 +18,9 @@ half-written ``.inter`` behind, and an existing data set of the same name is ref
 ids; checkpoints also record a fingerprint of their data and refuse a changed one). Bad input
 raises ``ConvertError`` naming the file and line: a field holding a tab or a line break (RecBole's
 atomic files are tab-separated, with no quoting, so it could not be read back as one field), a
-wrong number of columns, a timestamp that is not a finite number. A UTF-8 byte-order mark is
-ignored. Rows repeating an earlier row (same user, item and timestamp) are counted and kept;
-RecBole's ``rm_dup_inter`` can drop them.
+wrong number of columns, a timestamp that is not a finite number, bytes that are not UTF-8. A
+UTF-8 byte-order mark is ignored. Rows repeating an earlier row (same user, item and timestamp)
+are counted and kept; RecBole's ``rm_dup_inter`` can drop them.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.files import atomic_open
+from ..core.files import atomic_open, first_undecodable_line
+from .attributes import write_item_file
 
-FORMATS = ("sasrec", "sequences", "csv")
+FORMATS = ("sasrec", "sequences", "csv", "attributes")
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 
 
@@ -138,6 +141,7 @@ def convert(
     sep: str | None = None,
     replace: bool = False,
     report: Callable[[str], None] | None = None,
+    field: str = "attributes",
 ) -> Path:
     """Convert ``input_file`` and return the path of the ``.inter`` file written.
 
@@ -153,6 +157,9 @@ def convert(
     path = Path(input_file)
     if not path.is_file():
         raise ConvertError(f"{path}: no such file")
+    if fmt == "attributes":  # the .item file beside a converted .inter (``attributes.py``)
+        folder = Path(out_dir) / name
+        return write_item_file(path, folder, name, field, replace, ConvertError, report)
     if fmt == "sasrec":
         rows = _sasrec_rows(path)
     elif fmt == "sequences":
@@ -172,15 +179,22 @@ def convert(
         )
     position = defaultdict(int)  # line order within each user, for files without timestamps
     lines, seen, duplicates = [], set(), 0
-    for _, user, item, stamp in rows:
-        if stamp is None:
-            stamp = position[user]
-            position[user] += 1
-        line = f"{user}\t{item}\t{stamp:.17g}\n"
-        if line in seen:
-            duplicates += 1
-        seen.add(line)
-        lines.append(line)
+    try:
+        for _, user, item, stamp in rows:
+            if stamp is None:
+                stamp = position[user]
+                position[user] += 1
+            line = f"{user}\t{item}\t{stamp:.17g}\n"
+            if line in seen:
+                duplicates += 1
+            seen.add(line)
+            lines.append(line)
+    except UnicodeDecodeError:
+        number, reason = first_undecodable_line(path, "utf-8")
+        raise ConvertError(
+            f"{path}, line {number}: bytes that are not UTF-8 ({reason}); allowed: a text file "
+            f"in UTF-8 (e.g. re-save it as UTF-8, or iconv -f latin1 -t utf-8)"
+        ) from None
     if not lines:
         raise ConvertError(f"{path}: the file has no interactions")
     if duplicates and report is not None:

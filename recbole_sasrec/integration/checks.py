@@ -13,7 +13,10 @@ TRAINING = (
     integer("eval_batch_size", RECBOLE, "evaluation rows a batch"),
     integer("stopping_step", RECBOLE, "validations without improvement before stopping"),
     integer("eval_step", RECBOLE, "epochs between validations"),
+    integer("seed", RECBOLE, "random seed", low=0, why="numpy's seeds are integers"),
 )
+# RecBole's keys of sequential models, whatever the model.
+SEQUENTIAL = (integer("MAX_ITEM_LIST_LENGTH", RECBOLE, "items of history a sequence holds"),)
 # RecBole's keys our models declare with defaults of their own, checked for every model.
 SHARED = tuple(
     key
@@ -154,3 +157,73 @@ def check_evaluation(final) -> None:
             f"topk={topk}; allowed: one of {', '.join(computed[:12])}"
             + (" ..." if len(computed) > 12 else "")
         )
+
+
+def check_eval_args(final) -> None:
+    """Before RecBole reads them, for every model: each part of ``eval_args`` of the type RecBole
+    reads (a string ``split`` or a list ``mode`` would fail late, or be iterated by the
+    character)."""
+    from ..core.keys import ConfigError
+    from ..data.split import LEAVE
+
+    eval_args = Values(final)["eval_args"]
+    if not isinstance(eval_args, dict):
+        return  # RecBole names the whole value
+    example = "e.g. {'LS': 'valid_and_test'} or {'RS': [0.8, 0.1, 0.1]}"
+    split = eval_args.get("split", {"RS": [0.8, 0.1, 0.1]})
+    if not isinstance(split, dict) or len(split) != 1:
+        raise ConfigError(f"eval_args split={split!r} must be a mapping of one method; {example}")
+    ((method, value),) = split.items()
+    if method == "LS" and not (isinstance(value, str) and value in LEAVE):
+        raise ConfigError(
+            f"eval_args split={split!r}: LS (leave one out) takes one of {', '.join(LEAVE)}"
+        )
+    ratios = isinstance(value, list) and len(value) == 3
+    ratios = ratios and all(isinstance(r, int | float) and not isinstance(r, bool) for r in value)
+    if method in ("RS", "TS") and not (ratios and min(value) >= 0 and sum(value) > 0):
+        raise ConfigError(
+            f"eval_args split={split!r}: {method} takes a list of three ratios (train, valid, "
+            f"test), numbers >= 0, e.g. {{'{method}': [0.8, 0.1, 0.1]}}"
+        )
+    if method not in ("LS", "RS", "TS"):
+        raise ConfigError(f"eval_args split={split!r}: allowed methods: LS, RS, TS; {example}")
+    mode = eval_args.get("mode", "full")
+    modes = mode.values() if isinstance(mode, dict) else [mode]
+    if (isinstance(mode, dict) and not set(mode) <= {"valid", "test"}) or not all(
+        isinstance(m, str) for m in modes
+    ):
+        raise ConfigError(
+            f"eval_args mode={mode!r} must be a mode name or a mapping of valid and test to "
+            f"mode names, e.g. 'uni100' or {{'valid': 'full', 'test': 'uni100'}}"
+        )
+    group_by = eval_args.get("group_by", "user")
+    if group_by is not None and not (
+        isinstance(group_by, str) and group_by.lower() in ("user", "none")
+    ):
+        raise ConfigError(f"eval_args group_by={group_by!r}: allowed: 'user', or None (RS only)")
+
+
+def check_columns(final) -> None:
+    """``load_col``/``unload_col``: for each file (inter, item, user, ...) a list of field names
+    (``load_col`` also '*'); RecBole makes a set of a string, one field per character."""
+    from ..core.keys import ConfigError
+
+    for key in ("load_col", "unload_col"):
+        value = Values(final)[key]
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{key}={value!r} must be a mapping of files to field lists, e.g. "
+                f"{{'inter': ['user_id', 'item_id', 'timestamp']}}"
+            )
+        for source, fields in value.items():
+            if key == "load_col" and fields == "*":
+                continue
+            if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+                hint = [fields] if isinstance(fields, str) else ["user_id", "item_id"]
+                star = " (or '*' for every field)" if key == "load_col" else ""
+                raise ConfigError(
+                    f"{key}={value!r}: {source!r} must be a list of field names{star}, e.g. "
+                    f"{{{source!r}: {hint!r}}}"
+                )

@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import recbole
 import recbole.config
 import torch
@@ -25,7 +26,15 @@ from ..core.keys import ConfigError, check_all
 from ..models.losses import CRITERIA
 from . import checks
 from .known_keys import EXTRA_KEYS, check_keys, yaml_keys
+from .memory import check_model_memory
 from .registry import MODELS, get_model, is_ours, model_keys, model_name
+
+BUNDLED = "ml-100k"  # the data set the recbole wheel carries (recbole/dataset_example/)
+
+
+def bundled_data_path() -> str:
+    """The folder of RecBole's own copy of ml-100k."""
+    return os.path.join(recbole.__path__[0], "dataset_example", BUNDLED)
 
 
 def has_recbole_dataset_file(dataset: str) -> bool:
@@ -64,6 +73,36 @@ def parse_command_line(args: Sequence[str]) -> dict[str, Any]:
     return parsed
 
 
+def plain_numbers(value: Any) -> Any:
+    """``value`` with numpy scalars as Python's (``np.int64(2)`` -> ``2``), inside lists, tuples
+    and dicts too: numpy integers are integers (an int check would refuse them), and a numpy
+    float that is a whole number stays a float (refused where an int is asked)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_numbers(v) for v in value)
+    if isinstance(value, dict):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    return value
+
+
+def config_file_names(file_list: Any) -> list[str]:
+    """``config_file_list`` as a list of paths: one path (a string) is one file, never a list of
+    its characters; anything but paths is refused."""
+    if file_list is None:
+        return []
+    if isinstance(file_list, (str, os.PathLike)):
+        return [os.fspath(file_list)]
+    if not isinstance(file_list, (list, tuple)) or not all(
+        isinstance(f, (str, os.PathLike)) for f in file_list
+    ):
+        raise ConfigError(
+            f"config_file_list={file_list!r} must be a list of yaml file paths, e.g. "
+            f"['a.yaml', 'b.yaml']"
+        )
+    return [os.fspath(f) for f in file_list]
+
+
 class Config(recbole.config.Config):
     """RecBole's ``Config`` with this package's model resolution, property files and checks.
 
@@ -95,17 +134,18 @@ class Config(recbole.config.Config):
         self._command_line = list(command_line)
         self._key_sources: dict[str, str] = {}
         super().__init__(model, dataset, config_file_list, config_dict)
+        check_model_memory(self)  # before any data is read: the model without its item table
 
     # ---- where keys come from --------------------------------------------------------------
     def _convert_config_dict(self, config_dict):
         return {
-            key: parse_value(value) if isinstance(value, str) else value
+            key: parse_value(value) if isinstance(value, str) else plain_numbers(value)
             for key, value in config_dict.items()
         }
 
     def _load_config_files(self, file_list):
         merged: dict[str, Any] = {}
-        for file in file_list or []:
+        for file in config_file_names(file_list):
             if not os.path.isfile(file):
                 raise ConfigError(f"config file {file!r} does not exist")
             with open(file, encoding="utf-8") as f:
@@ -208,13 +248,34 @@ class Config(recbole.config.Config):
         if ours:
             self.model_class.resolve_aliases(final, external)
             check_all((*model_keys(self.model_class), *checks.OURS), final)
-        check_all(checks.TRAINING + checks.SHARED, final)
+        sequential = checks.SEQUENTIAL if self.model_class.type == ModelType.SEQUENTIAL else ()
+        check_all(checks.TRAINING + checks.SHARED + sequential, final)
         checks.check_metrics(final)
+        checks.check_eval_args(final)
+        checks.check_columns(final)
         super()._set_default_parameters()
+        self._own_ml_100k()
         checks.check_evaluation(final)
         if ours and loss.recbole_negative:
             # RecBole knows BPR only; both need (positive, negative) pairs from the loader.
             final["MODEL_INPUT_TYPE"] = InputType.PAIRWISE
+
+    def _own_ml_100k(self) -> None:
+        """RecBole reads its bundled ml-100k whatever ``data_path`` says; a ``data_path`` the user
+        gave is read instead, or refused when it holds no ml-100k (never ignored)."""
+        given = self.external_config_dict.get("data_path")
+        if self.dataset != BUNDLED or given is None:
+            return
+        if not isinstance(given, (str, os.PathLike)):
+            raise ConfigError(f"data_path={given!r} must be a folder (a path)")
+        folder = os.path.join(os.fspath(given), BUNDLED)
+        if not os.path.isfile(os.path.join(folder, f"{BUNDLED}.inter")):
+            raise ConfigError(
+                f"data_path={os.fspath(given)!r} holds no {os.path.join(folder, BUNDLED)}.inter; "
+                f"allowed: a data_path holding {BUNDLED}/{BUNDLED}.inter, or no data_path for "
+                f"RecBole's own copy ({bundled_data_path()})"
+            )
+        self.final_config_dict["data_path"] = folder
 
     def _init_device(self):
         """RecBole's device choice without its side effect and with CPU processes:

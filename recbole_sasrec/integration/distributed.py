@@ -74,24 +74,44 @@ def shard(part, by_user: bool, world: int, rank: int):
     return part.copy(take(part.inter_feat, np.flatnonzero(np.isin(uid, mine))))
 
 
+def port_number(port) -> int:
+    """``port`` as an int (an int, or a string of digits: the command line's), else
+    ``ConfigError``: a float, a bool or a name is never truncated or guessed into a port."""
+    from ..core.keys import ConfigError
+
+    number = None
+    if isinstance(port, int | np.integer) and not isinstance(port, bool | np.bool_):
+        number = int(port)
+    elif isinstance(port, str) and port.strip().isdigit():
+        number = int(port)
+    if number is None or not 1 <= number <= 65535:
+        raise ConfigError(
+            f"port={port!r} is not a port number; allowed: an integer from 1 to 65535, e.g. "
+            f"5678 (command line: --port=5678)"
+        )
+    return number
+
+
 def check_port(ip: str, port) -> None:
-    """``ConfigError`` naming the port when rank 0's address on this machine is taken (torch
-    would fail after its rendezvous timeout, the cause at the bottom of a nested traceback)."""
+    """``ConfigError`` naming the port when it is not a port number, or when rank 0's address
+    on this machine is taken (torch would fail after its rendezvous timeout, the cause at the
+    bottom of a nested traceback)."""
     import errno
     import socket
 
     from ..core.keys import ConfigError
 
+    number = port_number(port)
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((ip, int(port)))
+            probe.bind((ip, number))
         except OSError as error:
             if error.errno != errno.EADDRINUSE:
                 return  # not an address of this machine: rank 0 runs elsewhere
             raise ConfigError(
                 f"port={port!r} on {ip} is in use (another run, or another program); allowed: "
-                f"a free port, e.g. port={int(port) + 1} (command line: --port=...)"
+                f"a free port, e.g. port={number + 1} (command line: --port=...)"
             ) from None
 
 

@@ -26,10 +26,11 @@ from ..data.download import dataset_url, download_dataset
 from ..data.split import min_interactions
 from . import distributed
 from .allocator import apply_allocator_setting
-from .checkpoint import check_fingerprint, config_from_plain, load_checkpoint
+from .checkpoint import check_fingerprint, config_from_plain, load_checkpoint, load_weights
 from .config import Config
 from .loaders import data_preparation
 from .logs import quiet_recbole, run_logging
+from .memory import check_model_memory
 from .registry import dataset_class
 from .trainer import get_trainer
 
@@ -119,6 +120,7 @@ def prepare(config: Config):
     train_data, valid_data, test_data = data_preparation(config, dataset)
     check_evaluation_rows(config, dataset, valid_data, test_data)
     check_catalogue(config, dataset)
+    check_model_memory(config, train_data._dataset.item_num)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
     return dataset, train_data, valid_data, test_data, model
@@ -184,6 +186,7 @@ def run(
         return run_recbole(model, dataset, config_file_list, config_dict, saved)
     import torch.multiprocessing as mp
 
+    port = distributed.port_number(port)
     if group_offset == 0:  # rank 0 listens on this machine
         distributed.check_port(ip, port)
     world_size = nproc if world_size == -1 else world_size
@@ -248,10 +251,11 @@ def _checkpoint_and_config(
     return checkpoint, config
 
 
-def _restore(checkpoint: dict, config: Config, dataset):
+def _restore(checkpoint: dict, config: Config, dataset, model_file: str):
+    check_model_memory(config, dataset.item_num)
     init_seed(config["seed"], config["reproducibility"])
     model = config.model_class(config, dataset).to(config["device"])
-    model.load_state_dict(checkpoint["state_dict"])
+    load_weights(model, checkpoint["state_dict"], model_file)
     model.load_other_parameter(checkpoint.get("other_parameter"))
     return model.eval()
 
@@ -276,7 +280,7 @@ def load_model(
     with quiet_recbole():
         checkpoint, config = _checkpoint_and_config(model_file, data_path, allow_pickle)
         dataset = _dataset_for(checkpoint, config, model_file)
-        return config, _restore(checkpoint, config, dataset), dataset
+        return config, _restore(checkpoint, config, dataset, model_file), dataset
 
 
 def load_data_and_model(
@@ -292,5 +296,5 @@ def load_data_and_model(
         checkpoint, config = _checkpoint_and_config(model_file, data_path, allow_pickle)
         dataset = _dataset_for(checkpoint, config, model_file)
         train_data, valid_data, test_data = data_preparation(config, dataset)
-        model = _restore(checkpoint, config, train_data._dataset)
+        model = _restore(checkpoint, config, train_data._dataset, model_file)
     return config, model, dataset, train_data, valid_data, test_data

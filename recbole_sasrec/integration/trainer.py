@@ -17,7 +17,13 @@ import recbole.utils
 from recbole.utils import set_color
 
 from ..data.sampled_eval import CandidateScoringMixin
-from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    data_fingerprint,
+    load_checkpoint,
+    load_weights,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from .distributed import DistributedMixin
 from .optim import OptimiserMixin
 from .registry import BUILTIN_PREFIX, get_model, is_ours, model_name
@@ -31,6 +37,8 @@ class CheckpointMixin:
     def __init__(self, config, model):
         super().__init__(config, model)
         self.saved_model_file = unique_name(self.saved_model_file)
+        if config["single_spec"] or config["local_rank"] == 0:
+            remove_stale_temporaries(os.path.dirname(self.saved_model_file))
 
     def fit(self, train_data, valid_data=None, *args, **kwargs):
         self.data_fingerprint = data_fingerprint(train_data._dataset, self.config)
@@ -56,7 +64,7 @@ class CheckpointMixin:
         if load_best_model and eval_data:
             checkpoint_file = model_file or self.saved_model_file
             checkpoint = load_checkpoint(checkpoint_file, self.device)
-            self.model.load_state_dict(checkpoint["state_dict"])
+            load_weights(self.model, checkpoint["state_dict"], checkpoint_file)
             self.model.load_other_parameter(checkpoint.get("other_parameter"))
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
@@ -74,7 +82,7 @@ class CheckpointMixin:
                 f"checkpoint {resume_file} is of model {saved_model}, not "
                 f"{self.config['model']}: loading its state_dict may fail"
             )
-        self.model.load_state_dict(checkpoint["state_dict"])
+        load_weights(self.model, checkpoint["state_dict"], resume_file)
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")

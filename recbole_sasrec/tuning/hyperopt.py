@@ -5,7 +5,8 @@ trainer (RecBole's ``objective_function`` resolves ``SASRec``/``LightSANs`` to i
 the exhaustive search is ``ExhaustiveSearch``; fmin is seeded by the configuration's ``seed``
 (RecBole's draws an unseeded one), so the same command proposes the same trials; every trial is
 recorded as it finishes, and a trial whose configuration is invalid is recorded as failed while
-the search goes on.
+the search goes on; when every trial failed, ``ConfigError`` names the first one's error (in
+place of hyperopt's ``AllTrialsFailed``).
 """
 
 from __future__ import annotations
@@ -72,15 +73,24 @@ class _HyperTuning(HyperTuning):
 
     def run(self):
         from hyperopt import fmin
+        from hyperopt.exceptions import AllTrialsFailed
 
-        fmin(
-            self.trial,
-            self.space,
-            algo=self.algo,
-            max_evals=self.max_evals,
-            early_stop_fn=self.early_stop_fn,
-            rstate=np.random.default_rng(self.seed),
-        )
+        try:
+            fmin(
+                self.trial,
+                self.space,
+                algo=self.algo,
+                max_evals=self.max_evals,
+                early_stop_fn=self.early_stop_fn,
+                rstate=np.random.default_rng(self.seed),
+            )
+        except AllTrialsFailed:
+            trials = self.record.trials
+            first = trials[0]  # fmin ran at least one trial
+            raise ConfigError(
+                f"all {len(trials)} trial(s) failed, so there is no best; the first "
+                f"({first.params_str}) {first.status}"
+            ) from None
 
 
 def run_hyperopt(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.keys import ConfigError
-from ..integration.config import Config
+from ..integration.config import BUNDLED, Config, config_file_names
 from ..integration.known_keys import check_keys
 from ..integration.registry import BUILTIN_PREFIX, MODELS, get_model
 from .results import SearchResult
@@ -106,11 +106,12 @@ def prepare_search(
             )
     # Config files and data paths relative to this directory must still resolve from Ray's
     # per-trial working directories.
-    config_file_list = [os.path.abspath(f) for f in config_file_list] if config_file_list else None
+    files = config_file_names(config_file_list)
+    config_file_list = [os.path.abspath(f) for f in files] if files else None
     config = Config(
         model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
     )
-    if dataset != "ml-100k":  # RecBole always reads ml-100k from its own package
+    if dataset != BUNDLED or "data_path" in config.external_config_dict:  # else RecBole's copy
         given = {**config.internal_config_dict, **config.external_config_dict}["data_path"]
         config_dict["data_path"] = os.path.abspath(given)
     return Search(model, model_class, params, config, config_dict, config_file_list, dataset, algo)

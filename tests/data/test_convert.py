@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -161,17 +162,35 @@ def test_convert_reports_duplicates_and_writes_normal_permissions(tmp_path):
     assert stat.S_IMODE(inter.stat().st_mode) == 0o644
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_convert_to_a_read_only_folder_is_one_line(tmp_path):
+def test_convert_to_a_read_only_folder_is_one_line(tmp_path, monkeypatch):
+    """What the system says to a user who may not write there (root may, so the refusal is
+    the system's answer put in place of the temporary file's creation)."""
+    import recbole_sasrec.core.files as files
+
     (tmp_path / "log.txt").write_text(log_lines())
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        with pytest.raises(ConvertError, match="cannot write the data set: Permission denied"):
-            convert(str(tmp_path / "log.txt"), str(locked), "x")
-    finally:
-        locked.chmod(0o700)
+    locked = tmp_path / "locked" / "x"
+    refused = str(locked / ".x.inter.abcd1234.tmp")
+
+    def mkstemp(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", refused)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+    with pytest.raises(ConvertError) as error:
+        convert(str(tmp_path / "log.txt"), str(tmp_path / "locked"), "x")
+    assert str(error.value) == f"{refused}: cannot write the data set: Permission denied"
+    assert list(locked.iterdir()) == []  # nothing written
+
+
+def test_convert_below_a_file_is_one_line(tmp_path):
+    """A folder that cannot be made (a file holds its name): refused for root too."""
+    (tmp_path / "log.txt").write_text(log_lines())
+    (tmp_path / "out").write_text("a file, not a folder")
+    with pytest.raises(ConvertError) as error:
+        convert(str(tmp_path / "log.txt"), str(tmp_path / "out"), "x")
+    assert (
+        str(error.value) == f"{tmp_path / 'out' / 'x'}: cannot write the data set: Not a directory"
+    )
+    assert (tmp_path / "out").read_text() == "a file, not a folder"
 
 
 def test_convert_to_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
@@ -205,3 +224,24 @@ def test_convert_to_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "cannot write the data set: No space left on device" in err
     assert not list((tmp_path / "out" / "x").glob("*"))  # nothing left behind
+
+
+@pytest.mark.parametrize(
+    "fmt, text",
+    [
+        ("sasrec", b"1 5\n1 6\n1 caf\xe9\n"),
+        ("sequences", b"1 5 6\n2 7 8\n3 caf\xe9 9\n"),
+        ("csv", b"user_id,item_id\n1,5\n1,caf\xe9\n"),
+    ],
+)
+def test_convert_refuses_bytes_that_are_not_utf8_with_their_line(tmp_path, capsys, fmt, text):
+    (tmp_path / "log.txt").write_bytes(text)
+    argv = ["convert", "--input", str(tmp_path / "log.txt"), "--format", fmt, "--name", "x"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {tmp_path / 'log.txt'}, line 3: bytes that are not UTF-8 (invalid continuation "
+        f"byte); allowed: a text file in UTF-8 (e.g. re-save it as UTF-8, or iconv -f latin1 -t "
+        f"utf-8)"
+    )
+    assert not (tmp_path / "out" / "x" / "x.inter").exists()

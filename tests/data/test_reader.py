@@ -60,3 +60,88 @@ def test_a_header_only_file_says_so(tmp_path):
     cfg = write_inter(tmp_path, "")
     with pytest.raises(ConfigError, match="hand.inter has a header and no interactions"):
         run_recbole("SASRec", "hand", config_dict=cfg)
+
+
+def load(cfg: dict, name: str = "hand"):
+    """The data set RecBole's pipeline reads, as a run reads it (no training)."""
+    from recbole_sasrec import Config
+    from recbole_sasrec.integration.quick_start import create_dataset
+
+    return create_dataset(Config("SASRec", name, config_dict=cfg))
+
+
+def test_a_byte_order_mark_is_read_through(tmp_path):
+    plain = load(write_inter(tmp_path / "plain", rows()))
+    marked = load(write_inter(tmp_path / "bom", rows(), header="\ufeff" + HEADER))
+    assert list(marked.inter_feat.columns) == list(plain.inter_feat.columns)
+    for field in plain.inter_feat.columns:
+        assert marked.inter_feat[field].tolist() == plain.inter_feat[field].tolist()
+    assert marked.field2id_token["user_id"].tolist() == plain.field2id_token["user_id"].tolist()
+    assert marked.field2id_token["item_id"].tolist() == plain.field2id_token["item_id"].tolist()
+
+
+def test_rows_that_repeat_are_counted_in_a_warning_naming_the_file(tmp_path, caplog):
+    cfg = write_inter(tmp_path, rows() + rows())  # every row twice: 42 of 84 repeat
+    inter = tmp_path / "data" / "hand" / "hand.inter"
+    with caplog.at_level("WARNING"):
+        assert len(load(cfg).inter_feat) == 84  # kept
+    assert [r.getMessage() for r in caplog.records if "repeat" in r.getMessage()] == [
+        f"{inter}: 42 of 84 rows repeat an earlier row (same user_id, item_id, timestamp); each "
+        f"is trained on as an interaction of its own; rm_dup_inter: first (or last) drops "
+        f"repeated user-item pairs"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load(dict(cfg, rm_dup_inter="first"))  # asked to drop them: nothing to warn about
+    assert not [r for r in caplog.records if "repeat" in r.getMessage()]
+
+
+@pytest.mark.parametrize("field", ["user_id", "item_id"])
+def test_ids_of_type_float_are_refused_naming_the_field(tmp_path, field):
+    cfg = write_inter(
+        tmp_path,
+        rows().replace("u", "").replace("i", ""),
+        HEADER.replace(f"{field}:token", f"{field}:float"),
+    )
+    key = "USER_ID_FIELD" if field == "user_id" else "ITEM_ID_FIELD"
+    with pytest.raises(ConfigError) as error:
+        run_recbole("SASRec", "hand", config_dict=cfg)
+    inter = tmp_path / "data" / "hand" / "hand.inter"
+    assert str(error.value) == (
+        f"{inter}, line 1: field {field!r} ({key}) is of type 'float'; ids are names, not "
+        f"quantities; allowed: {field}:token"
+    )
+
+
+@pytest.mark.parametrize(
+    "field, key, kind",
+    [("item_id", "ITEM_ID_FIELD", "token"), ("timestamp", "TIME_FIELD", "float")],
+)
+def test_a_missing_field_names_file_field_key_and_the_fields_there(tmp_path, field, key, kind):
+    kept = [i for i, f in enumerate(["user_id", "item_id", "timestamp"]) if f != field]
+    header = "\t".join(HEADER.strip().split("\t")[i] for i in kept) + "\n"
+    body = "".join(
+        "\t".join(line.split("\t")[i] for i in kept) + "\n" for line in rows().splitlines()
+    )
+    cfg = write_inter(tmp_path, body, header)
+    with pytest.raises(ConfigError) as error:
+        run_recbole("SASRec", "hand", config_dict=cfg)
+    present = ", ".join(f for f in ["user_id", "item_id", "timestamp"] if f != field)
+    assert str(error.value) == (
+        f"{tmp_path / 'data' / 'hand' / 'hand.inter'}: no field {field!r}, which {key} names "
+        f"(the header has no such field); the file's fields: {present}; allowed: a column "
+        f"{field}:{kind} in the file, or {key} set to the name the file uses (and load_col "
+        f"loading it)"
+    )
+
+
+def test_a_date_in_a_float_timestamp_names_file_line_and_value(tmp_path):
+    body = rows().replace("u2\ti4\t1\n", "u2\ti4\t2024-01-05\n")  # u2's 2nd row: line 1 + 7 + 2
+    cfg = write_inter(tmp_path, body)
+    with pytest.raises(ConfigError) as error:
+        run_recbole("SASRec", "hand", config_dict=cfg)
+    assert str(error.value) == (
+        f"{tmp_path / 'data' / 'hand' / 'hand.inter'}, line 10: '2024-01-05' in field "
+        f"'timestamp' (timestamp:float) is not a number; allowed: a number in every row (a time "
+        f"as seconds since 1970, e.g. 1700000000)"
+    )

@@ -200,3 +200,188 @@ def test_a_yaml_error_names_the_file_and_line(tiny, tmp_path):
         run_recbole("SASRec", "cycle", config_file_list=[str(bad)], config_dict=tiny)
     with pytest.raises(ConfigError, match="config file 'nowhere.yaml' does not exist"):
         run_recbole("SASRec", "cycle", config_file_list=["nowhere.yaml"], config_dict=tiny)
+
+
+# ---- ml-100k: the user's copy when a data_path is given ---------------------------------------
+def test_a_data_path_holding_ml_100k_is_read_instead_of_recbole_s(tmp_path):
+    from conftest import N_USERS, write_cycle_dataset
+
+    from recbole_sasrec.integration.quick_start import create_dataset
+
+    root = write_cycle_dataset(tmp_path / "mine", name="ml-100k")
+    config = Config("SASRec", "ml-100k", config_dict={"data_path": str(root)})
+    assert config["data_path"] == str(root / "ml-100k")
+    assert create_dataset(config).user_num - 1 == N_USERS  # the cycle's users, not 943
+
+
+def test_without_a_data_path_ml_100k_is_recbole_s_copy():
+    import os
+
+    import recbole
+
+    bundled = os.path.join(recbole.__path__[0], "dataset_example", "ml-100k")
+    assert os.path.realpath(Config("SASRec", "ml-100k")["data_path"]) == os.path.realpath(bundled)
+
+
+def test_a_data_path_without_ml_100k_is_refused_naming_both(tmp_path):
+    import os
+
+    import recbole
+
+    bundled = os.path.join(recbole.__path__[0], "dataset_example", "ml-100k")
+    with pytest.raises(ConfigError) as error:
+        Config("SASRec", "ml-100k", config_dict={"data_path": str(tmp_path)})
+    assert str(error.value) == (
+        f"data_path={str(tmp_path)!r} holds no {tmp_path}/ml-100k/ml-100k.inter; allowed: a "
+        f"data_path holding ml-100k/ml-100k.inter, or no data_path for RecBole's own copy "
+        f"({bundled})"
+    )
+
+
+# ---- values of the wrong type: refused, or converted on purpose -----------------------------
+def test_numpy_scalars_are_taken_as_python_numbers():
+    import numpy as np
+
+    config = Config(
+        "SASRec",
+        "ml-100k",
+        config_dict={"n_layers": np.int64(3), "adam_betas": [np.float64(0.9), 0.98]},
+    )
+    assert config["n_layers"] == 3 and type(config["n_layers"]) is int
+    assert config["adam_betas"] == [0.9, 0.98] and type(config["adam_betas"][0]) is float
+
+
+@pytest.mark.parametrize("layers", [2.0, 2.5, True])
+def test_a_float_or_a_bool_for_an_integer_is_refused(layers):
+    with pytest.raises(ConfigError) as error:
+        Config("SASRec", "ml-100k", config_dict={"n_layers": layers})
+    assert str(error.value) == f"n_layers={layers!r} must be a positive integer (1, 2, ...)"
+
+
+def test_one_config_file_as_a_string_is_one_file(tmp_path):
+    file = tmp_path / "a.yaml"
+    file.write_text("n_layers: 3\n")
+    assert Config("SASRec", "ml-100k", config_file_list=str(file))["n_layers"] == 3
+    with pytest.raises(ConfigError) as error:
+        Config("SASRec", "ml-100k", config_file_list=3)
+    assert str(error.value) == (
+        "config_file_list=3 must be a list of yaml file paths, e.g. ['a.yaml', 'b.yaml']"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "expected"),
+    [
+        (
+            "SASRec",
+            {"eval_args": {"split": "LS"}},
+            "eval_args split='LS' must be a mapping of one method; e.g. {'LS': "
+            "'valid_and_test'} or {'RS': [0.8, 0.1, 0.1]}",
+        ),
+        (
+            "SASRec",
+            {"eval_args": {"split": {"RS": "0.8,0.1,0.1"}}},
+            "eval_args split={'RS': '0.8,0.1,0.1'}: RS takes a list of three ratios (train, "
+            "valid, test), numbers >= 0, e.g. {'RS': [0.8, 0.1, 0.1]}",
+        ),
+        (
+            "RecBole.GRU4Rec",
+            {"eval_args": {"split": {"LS": "valid"}}},
+            "eval_args split={'LS': 'valid'}: LS (leave one out) takes one of valid_and_test, "
+            "valid_only, test_only",
+        ),
+        (
+            "LightSANs",
+            {"eval_args": {"mode": ["uni100"]}},
+            "eval_args mode=['uni100'] must be a mode name or a mapping of valid and test to "
+            "mode names, e.g. 'uni100' or {'valid': 'full', 'test': 'uni100'}",
+        ),
+        (
+            "SASRec",
+            {"eval_args": {"group_by": ["user"]}},
+            "eval_args group_by=['user']: allowed: 'user', or None (RS only)",
+        ),
+        (
+            "SASRec",
+            {"load_col": {"inter": "user_id"}},
+            "load_col={'inter': 'user_id'}: 'inter' must be a list of field names (or '*' for "
+            "every field), e.g. {'inter': ['user_id']}",
+        ),
+        (
+            "RecBole.SASRec",
+            {"unload_col": {"inter": "rating"}},
+            "unload_col={'inter': 'rating'}: 'inter' must be a list of field names, e.g. "
+            "{'inter': ['rating']}",
+        ),
+        (
+            "SASRec",
+            {"MAX_ITEM_LIST_LENGTH": 10.0},
+            "MAX_ITEM_LIST_LENGTH=10.0 must be a positive integer (1, 2, ...)",
+        ),
+        ("SASRec", {"seed": 2.5}, "seed=2.5 must be an integer >= 0 (numpy's seeds are integers)"),
+    ],
+)
+def test_a_string_or_a_float_where_a_list_or_an_int_belongs_is_refused(model, overrides, expected):
+    with pytest.raises(ConfigError) as error:
+        Config(model, "ml-100k", config_dict=overrides)
+    assert str(error.value) == expected
+
+
+# ---- a model too large for the machine ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("overrides", "keys", "count"),
+    [
+        (
+            {"hidden_size": 10**9},
+            "hidden_size=1000000000, inner_size=256, n_layers=2, MAX_ITEM_LIST_LENGTH=50",
+            (50 * 10**9 + 2 * (4 * 10**18 + 2 * 256 * 10**9)),
+        ),
+        (
+            {"n_layers": 10**6},
+            "hidden_size=64, inner_size=256, n_layers=1000000, MAX_ITEM_LIST_LENGTH=50",
+            50 * 64 + 10**6 * (4 * 64 * 64 + 2 * 64 * 256),
+        ),
+    ],
+)
+def test_a_model_larger_than_the_memory_is_refused_before_data_loads(overrides, keys, count):
+    import torch
+
+    from recbole_sasrec.integration.memory import device_memory
+
+    have, what = device_memory(torch.device("cpu"))
+    with pytest.raises(ConfigError) as error:
+        Config("SASRec", "ml-100k", config_dict=overrides)
+    assert str(error.value) == (
+        f"{keys} make a model of at least {count:.3g} parameters, {count * 4 / 2**30:.3g} GiB in "
+        f"float32, more than the {have / 2**30:.3g} GiB of this machine's {what}; allowed: "
+        f"smaller values of these keys (training needs several times the parameters' memory)"
+    )
+
+
+def test_run_py_refuses_a_port_that_is_not_a_number_before_any_work(tmp_path):
+    for port in ("abc", "0", "70000", "56.78"):
+        out = subprocess.run(
+            [sys.executable, str(REPO / "run.py"), f"--port={port}"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines()[-1] == (
+            f"run.py: error: argument --port: port={port!r} is not a port number; allowed: an "
+            f"integer from 1 to 65535, e.g. 5678 (command line: --port=5678)"
+        )
+        assert not (tmp_path / "log").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("port", ["abc", 5678.5, True, 0])
+def test_run_refuses_a_port_that_is_not_a_port_number(tiny, port):
+    from recbole_sasrec import run
+
+    with pytest.raises(ConfigError) as error:
+        run("SASRec", "cycle", config_dict=tiny, nproc=2, port=port)
+    assert str(error.value) == (
+        f"port={port!r} is not a port number; allowed: an integer from 1 to 65535, e.g. 5678 "
+        f"(command line: --port=5678)"
+    )

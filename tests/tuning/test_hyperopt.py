@@ -216,13 +216,14 @@ def test_search_writes_every_trial_as_it_ends(tiny, tmp_path, monkeypatch):
     from recbole_sasrec.tuning import hyperopt as driver
 
     space = tmp_path / "sasrec.test"
-    space.write_text("n_heads choice [3, 2, 4]\n")  # 3 does not divide hidden_size 32
+    space.write_text("n_heads choice [3, 5, 2]\n")  # 3, 5 do not divide hidden_size 32
     output = tmp_path / "out.result"
-    seen = []
+    seen, ran = [], []
     real = driver.objective_function
 
     def objective(params, *args, **kwargs):
         seen.append(output.read_text() if output.exists() else "")
+        ran.append(params["n_heads"])
         if len(seen) == 3:
             raise KeyboardInterrupt  # Ctrl-C in the third trial
         return real(params, *args, **kwargs)
@@ -235,12 +236,19 @@ def test_search_writes_every_trial_as_it_ends(tiny, tmp_path, monkeypatch):
     text = output.read_text()
     assert text.startswith("# SASRec on cycle: Hyperopt exhaustive search, 2 trials")
     trials = [line for line in text.splitlines() if line.startswith("trial ")]
-    assert len(trials) == 2  # the two that ended before Ctrl-C
-    if "n_heads:3" in text:  # the invalid point, recorded as failed; the search went on
-        assert (
-            "n_heads:3 (failed: ConfigError: hidden_size=32 is not divisible by n_heads=3" in text
+    # the two that ended before Ctrl-C, in the order they ran; whatever the seeded order, one
+    # at least is an invalid point: recorded as failed, and the search went on
+    assert len(trials) == 2 and len(ran) == 3
+    for i, (line, n_heads) in enumerate(zip(trials, ran, strict=False), start=1):
+        assert line.startswith(f"trial {i}: n_heads:{n_heads} (")
+        status = (
+            "completed"
+            if n_heads == 2
+            else f"failed: ConfigError: hidden_size=32 is not divisible by n_heads={n_heads}"
         )
-    assert "best trial" in text
+        assert line[len(f"trial {i}: n_heads:{n_heads} (") :].startswith(status), line
+    best = f"best trial {ran.index(2) + 1}: n_heads:2" if 2 in ran[:2] else "best trial: none"
+    assert best in text
     assert seen[1].count("trial 1:") == 1  # written before the second trial began
 
 
@@ -267,3 +275,17 @@ def test_run_hyper_takes_its_own_options_literally(tiny, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "int.result").read_text().count("(completed)") == 2  # the trial + best
+
+
+def test_a_search_whose_every_trial_fails_names_the_first_error(tiny, tmp_path):
+    space = write(tmp_path / "sasrec.test", "n_heads choice [3, 5]\n")  # neither divides 32
+    output = tmp_path / "out.result"
+    with pytest.raises(ConfigError) as error:
+        run_hyperopt(space, dataset="cycle", config_dict=tiny, output_file=output)
+    first = next(line for line in output.read_text().splitlines() if line.startswith("trial 1:"))
+    n_heads = first.split("n_heads:")[1].split(" ")[0]
+    assert str(error.value) == (
+        f"all 2 trial(s) failed, so there is no best; the first (n_heads:{n_heads}) failed: "
+        f"ConfigError: hidden_size=32 is not divisible by n_heads={n_heads}; with hidden_size=32, "
+        f"n_heads may be one of [1, 2, 4, 8, 16, 32]"
+    )
