@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import machine, rss_mib
+from recbole_sasrec.inference.checks import sha256
+
+from .common import add_output_options, machine, output_folder, rss_mib
 
 TOP_K = 10
 
@@ -57,12 +59,17 @@ def catalogue(folder: Path, n: int, noise: float) -> Path:
         return folder
     bigger = folder.with_name(f"{folder.name}-{n}")
     bigger.mkdir(exist_ok=True)
-    for name in ("encoder.onnx", "metadata.json", "sessions.json", "bench.json", "encoder.pt"):
+    for name in ("encoder.onnx", "sessions.json", "bench.json", "encoder.pt"):
         (bigger / name).write_bytes((folder / name).read_bytes())
     np.save(bigger / "items.npy", synthetic_items(items, n, noise))
     tokens = json.loads((folder / "item_tokens.json").read_text())
     tokens += [f"synthetic-{i}" for i in range(len(tokens), n)]
     (bigger / "item_tokens.json").write_text(json.dumps(tokens))
+    # the larger table and tokens are this folder's own: their hashes, as an export records them
+    metadata = json.loads((folder / "metadata.json").read_text())
+    for name in ("items.npy", "item_tokens.json"):
+        metadata["files"][name] = sha256(bigger / name)
+    (bigger / "metadata.json").write_text(json.dumps(metadata, indent=1))
     return bigger
 
 
@@ -163,15 +170,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", default=["eager", "torchscript", "onnx"])
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=300)
-    parser.add_argument("--out", default="results/serving")
+    add_output_options(parser, "folder for serving.json, .md, .png")
     parser.add_argument("--worker", nargs=3)
     args = parser.parse_args(argv)
     if args.worker:
         folder, threads, backend = args.worker
         worker(folder, int(threads), backend, args.repeats)
         return
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    names = ["serving.json", "serving.md", "serving.png"]
+    out = output_folder("serving", args.out, names, args.replace)
     tmp = Path(tempfile.mkdtemp(prefix="serving-"))
     folder, model_file, sessions = prepare(args, tmp)
     rows = []

@@ -1,10 +1,12 @@
-"""Command line: ``python -m recbole_sasrec {recommend,attention,convert} ...``.
+"""Command line: ``python -m recbole_sasrec {recommend,attention,convert,export} ...``.
 
 python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --user 196 --k 10
 python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --items 50,172,133
 python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --all-users --out top10.parquet
 python -m recbole_sasrec attention --model-file saved/SASRec-....pth --user 196 --out attention.png
 python -m recbole_sasrec convert --input ratings.txt --format sasrec --name mydata --out data/
+python -m recbole_sasrec convert --input item2attributes.json --format attributes --name mydata \
+    --out data/                                  # the .item file beside mydata.inter
 python -m recbole_sasrec export --model-file saved/SASRec-....pth --out model_dir/ [--ann]
 """
 
@@ -39,17 +41,31 @@ def _read_users(path: str) -> list[str]:
     return users
 
 
+def _given_items(args) -> list[str] | None:
+    """--items as tokens, refused before anything loads when it names none."""
+    if args.items is None:
+        return None
+    items = _items(args.items)
+    if not items:
+        raise ValueError(f"--items {args.items!r} names no item token; e.g. --items 50,172,133")
+    return items
+
+
 def _recommend(args) -> None:
     import time
 
+    from .inference import checks
     from .inference.output import check_output
 
+    checks.count("--k", args.k)  # before anything is loaded
+    checks.count("--batch-size", args.batch_size)
+    items = _given_items(args)
     batch = args.all_users or args.users_file
     if batch and not args.out:
         raise ValueError(
             "--all-users and --users-file write a file: give --out top.csv or .parquet"
         )
-    if batch:  # before anything is loaded
+    if batch:
         check_output(args.out, args.replace)
         users = None if args.all_users else _read_users(args.users_file)
     rec = _recommender(args)
@@ -71,7 +87,6 @@ def _recommend(args) -> None:
         results = rec.recommend(users=[args.user], k=args.k, exclude_seen=not args.keep_seen)
         source = f"user {args.user}"
     else:
-        items = _items(args.items)
         results = rec.recommend(item_sequences=[items], k=args.k, exclude_seen=not args.keep_seen)
         source = f"items {','.join(items)}"
     print(f"top {args.k} for {source} ({rec.config['model']} on {rec.config['dataset']}):")
@@ -83,19 +98,20 @@ def _recommend(args) -> None:
 
 
 def _attention(args) -> None:
-    from .inference.attention import plot_attention
+    from .inference.attention import check_figure_output, plot_attention
 
+    check_figure_output(args.out, args.replace)  # before anything is loaded
+    items = _given_items(args)
     rec = _recommender(args)
     if args.user is not None:
         tokens, maps = rec.attention(user=args.user)
         who = f"user {args.user}"
     else:
-        tokens, maps = rec.attention(items=_items(args.items))
+        tokens, maps = rec.attention(items=items)
         who = "the given items"
     labels = [rec.title(t) or t for t in tokens]
-    panels = plot_attention(
-        tokens, maps, args.out, labels, f"{rec.config['model']}: attention for {who}"
-    )
+    title = f"{rec.config['model']}: attention for {who}"
+    panels = plot_attention(tokens, maps, args.out, labels, title, replace=args.replace)
     print(f"wrote {args.out}: {panels} panels, {len(tokens)} positions")
 
 
@@ -111,11 +127,13 @@ def _convert(args) -> None:
         args.sep,
         replace=args.replace,
         report=print,
+        field=args.field,
     )
     print(f"wrote {path}")
+    features = f", 'selected_features': ['{args.field}']" if args.format == "attributes" else ""
     print(
         f"train with: run_recbole(model='SASRec', dataset='{args.name}', "
-        f"config_dict={{'data_path': '{args.out}'}})"
+        f"config_dict={{'data_path': '{args.out}'{features}}})"
     )
 
 
@@ -160,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--batch-size", type=int, default=1024, help="users per batch")
             p.add_argument("--replace", action="store_true", help="overwrite an existing --out")
         else:
-            p.add_argument("--out", default="attention.png")
+            p.add_argument(
+                "--out", default="attention.png", help="the figure: .png, .pdf, .svg, ..."
+            )
+            p.add_argument("--replace", action="store_true", help="overwrite an existing --out")
 
     p = sub.add_parser("convert", help="make RecBole atomic files from a log")
     p.add_argument("--input", required=True)
@@ -169,14 +190,18 @@ def main(argv: list[str] | None = None) -> int:
         choices=FORMATS,
         default="sasrec",
         help="sasrec: 'user item' lines; sequences: 'user item item ...' lines, one per user, "
-        "oldest first; csv: a header and columns",
+        "oldest first; csv: a header and columns; attributes: item -> attribute tokens as JSON, "
+        "written as <name>.item beside a converted <name>.inter",
     )
-    p.add_argument("--name", required=True, help="data set name: writes <out>/<name>/<name>.inter")
+    p.add_argument(
+        "--name", required=True, help="data set name: writes <out>/<name>/<name>.inter (.item)"
+    )
     p.add_argument("--out", default="dataset", help="data_path to train with")
     p.add_argument("--user-col", default="user_id")
     p.add_argument("--item-col", default="item_id")
     p.add_argument("--time-col", default=None)
     p.add_argument("--sep", default=None, help="csv separator (default: tab if the header has one)")
+    p.add_argument("--field", default="attributes", help="attributes: the .item field's name")
     p.add_argument("--replace", action="store_true", help="overwrite an existing data set")
 
     p = sub.add_parser("export", help="a folder that serves without RecBole (ONNX encoder)")
@@ -185,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-path", default=None, help="read the data from here instead")
     p.add_argument("--allow-pickle", action="store_true", help="as for recommend")
     p.add_argument("--ann", action="store_true", help="also a faiss index (approximate top-k)")
-    p.add_argument("--replace", action="store_true", help="overwrite an existing --out")
+    p.add_argument(
+        "--replace", action="store_true", help="overwrite --out if it is an earlier export"
+    )
 
     args = parser.parse_args(argv)
     handlers = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -113,16 +114,35 @@ def log_lines(n_users=30, n_items=20, extra=0, step=3, length=(6, 5)) -> str:
     return "\n".join(lines) + "\n"
 
 
+def item_attributes(n_items: int) -> dict[str, list[str]]:
+    """Attributes of items 1..n_items of ``log_lines``: a parity, a category of three and a
+    brand of five (item 4 has none)."""
+    return {
+        str(i): [] if i == 4 else [f"even{i % 2}", f"cat{i % 3}", f"brand{i % 5}"]
+        for i in range(1, n_items + 1)
+    }
+
+
 def train_converted(
-    root: Path, log: str, data_path: str, name: str, model: str = "SASRec", **keys
+    root: Path,
+    log: str,
+    data_path: str,
+    name: str,
+    model: str = "SASRec",
+    attributes: dict | None = None,
+    **keys,
 ) -> dict:
     """Convert ``log`` into ``data_path`` and train ``model`` on it (TINY and ``keys``), from
-    ``root``."""
+    ``root``; ``attributes`` (item -> tokens): the .item file too, selected."""
     cwd = os.getcwd()
     os.chdir(root)
     try:
         (root / "log.txt").write_text(log)
         convert("log.txt", data_path, name)
+        if attributes is not None:
+            (root / "attributes.json").write_text(json.dumps(attributes))
+            convert("attributes.json", data_path, name, "attributes")
+            keys["selected_features"] = ["attributes"]
         config = dict(TINY, data_path=data_path, checkpoint_dir=str(root / "saved"), **keys)
         return run_recbole(model, name, config_dict=config)
     finally:

@@ -10,50 +10,58 @@ The folder (``export.py`` writes it): ``encoder.onnx`` (a window of item ids [B,
 lengths [B] in, the user vector [B, D] out), ``items.npy`` (the item table [N, D], row 0 the
 pad), ``item_tokens.json`` (token of each id), ``metadata.json`` (model, configuration,
 ``MAX_ITEM_LIST_LENGTH``, data fingerprint, version, file hashes) and, if exported with an
-index, ``items.hnsw`` (faiss). A session longer than ``MAX_ITEM_LIST_LENGTH`` keeps its most
-recent items, as training does; its items are left out of its recommendations unless
-``exclude_seen=False``.
+index, ``items.hnsw`` (faiss). Loading checks every file against ``metadata.json`` (``checks``).
+A session longer than ``MAX_ITEM_LIST_LENGTH`` keeps its most recent items, as training does;
+its items are left out of its recommendations unless ``exclude_seen=False``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import topk
+from . import checks, topk
+from .checks import FILES, ArtifactError  # noqa: F401  (part of this module's interface)
 
 FORMAT = "recbole_sasrec-artifact/1"
-FILES = ("encoder.onnx", "items.npy", "item_tokens.json", "metadata.json")
 
 
 class Artifact:
     """An exported model: ``encode`` sessions into user vectors, ``recommend`` top-k tokens."""
 
-    def __init__(self, folder, session, items, tokens, metadata, index=None):
+    def __init__(self, folder, session, items, token_id: dict[str, int], metadata, index=None):
         self.folder, self.session, self.items = Path(folder), session, items
-        self.tokens, self.metadata, self.index = tokens, metadata, index
+        self.token_id, self.metadata, self.index = token_id, metadata, index
+        self.tokens = list(token_id)  # the token of each id, in id order
         self.max_len = metadata["max_item_list_length"]
-        self.token_id = {token: i for i, token in enumerate(tokens)}
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, threads: int | None = None, approximate=False):
-        """Load an exported folder. ``threads``: ONNX Runtime's intra-op threads (default: its
-        own choice, every core); ``approximate``: rank with the folder's faiss index."""
+    def load(
+        cls, folder: str | os.PathLike, threads: int | None = None, approximate: bool = False
+    ) -> Artifact:
+        """Load an exported folder. ``threads``: ONNX Runtime's intra-op threads, None (its own
+        choice, every core) or 1 to 4 per core; ``approximate``: rank with the folder's faiss
+        index. Every file is checked first: its sha256 against ``metadata.json``, the table's
+        shape against the tokens and ``hidden_size``, the window against the encoder's; an
+        ``ArtifactError`` (a ``ValueError``) names the file, the expected and the found."""
+        if threads is not None:
+            threads = checks.count("threads", threads, checks.max_threads())
+        approximate = checks.flag("approximate", approximate)
         import onnxruntime as ort
 
         folder = Path(folder)
-        missing = [name for name in FILES if not (folder / name).is_file()]
-        if missing:
-            raise ValueError(f"{folder} is not an exported model: no {', '.join(missing)}")
-        metadata = json.loads((folder / "metadata.json").read_text())
-        if metadata.get("format") != FORMAT:
-            raise ValueError(
-                f"{folder}/metadata.json: format {metadata.get('format')!r}; allowed: {FORMAT}"
-            )
+        metadata = checks.read_metadata(folder, FORMAT)
+        checked = (checks.ENCODER, checks.ITEMS, checks.TOKENS)
+        if approximate:
+            if not (folder / checks.INDEX).is_file():
+                raise ArtifactError(f"{folder} has no items.hnsw: export it with an index (--ann)")
+            checked += (checks.INDEX,)
+        checks.check_hashes(folder, metadata, checked)
+        token_id = checks.read_tokens(folder)
+        items = checks.read_items(folder, len(token_id), metadata["hidden_size"])
         options = ort.SessionOptions()
         # ONNX Runtime's threads spin between calls by default, taking the cores from numpy's
         # scoring that follows every call
@@ -62,20 +70,19 @@ class Artifact:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         session = ort.InferenceSession(
-            str(folder / "encoder.onnx"), options, providers=["CPUExecutionProvider"]
+            str(folder / checks.ENCODER), options, providers=["CPUExecutionProvider"]
         )
-        items = np.load(folder / "items.npy")
-        tokens = json.loads((folder / "item_tokens.json").read_text())
+        checks.check_encoder(folder, session, metadata)
         index = None
         if approximate:
-            if not (folder / "items.hnsw").is_file():
-                raise ValueError(f"{folder} has no items.hnsw: export it with an index (--ann)")
-            index = topk.ApproximateIndex.read(folder / "items.hnsw")
-        return cls(folder, session, items, tokens, metadata, index)
+            index = topk.ApproximateIndex.read(folder / checks.INDEX, items)
+            checks.check_index(folder, index.index, items)
+        return cls(folder, session, items, token_id, metadata, index)
 
     # ---- inputs ----------------------------------------------------------------------------
     def item_ids(self, tokens: Sequence[str]) -> np.ndarray:
         """Item tokens -> ids; a ``ValueError`` names every token the model does not know."""
+        tokens = checks.tokens("tokens", tokens)
         unknown = [t for t in tokens if str(t) not in self.token_id or str(t) == self.tokens[0]]
         if unknown:
             shown = ", ".join(repr(str(t)) for t in unknown[:10])
@@ -89,9 +96,10 @@ class Artifact:
     def windows(self, sessions: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Sessions of tokens -> the encoder's input: ids [B, T] (each session's most recent
         MAX_ITEM_LIST_LENGTH items, 0-padded on the right) and lengths [B]."""
+        sessions = checks.token_lists("sessions", sessions)
         if not sessions or any(len(s) == 0 for s in sessions):
             raise ValueError("every session needs at least one item token")
-        recent = [self.item_ids(list(s))[-self.max_len :] for s in sessions]
+        recent = [self.item_ids(s)[-self.max_len :] for s in sessions]
         lengths = np.array([len(r) for r in recent], dtype=np.int64)
         ids = np.zeros((len(recent), int(lengths.max())), dtype=np.int64)
         for row, r in enumerate(recent):
@@ -100,7 +108,9 @@ class Artifact:
 
     # ---- outputs ---------------------------------------------------------------------------
     def encode(self, sessions: Sequence[Sequence[str]]) -> np.ndarray:
-        """User vectors [B, D] of sessions (item tokens, oldest first)."""
+        """User vectors [B, D] of sessions (item tokens, oldest first); [0, D] of none."""
+        if len(checks.token_lists("sessions", sessions)) == 0:
+            return np.zeros((0, self.items.shape[1]), dtype=np.float32)
         ids, lengths = self.windows(sessions)
         return self.session.run(None, {"item_seq": ids, "lengths": lengths})[0]
 
@@ -112,12 +122,24 @@ class Artifact:
         exclude_seen: bool = True,
     ) -> list[list[tuple[str, float]]]:
         """Top-k (token, score) of each session, best first; a session's own items and its
-        ``exclude`` tokens are left out."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k={k!r} must be a positive integer")
+        ``exclude`` tokens (None, or one list per session) are left out. No sessions, no lists:
+        ``recommend_batch([])`` is ``[]``. Each session is a list of tokens: a string in its
+        place is refused, never read letter by letter."""
+        sessions = checks.token_lists("sessions", sessions)
+        k = checks.count("k", k)
+        exclude_seen = checks.flag("exclude_seen", exclude_seen)
+        if exclude is not None:
+            exclude = checks.token_lists("exclude", exclude)
+            if len(exclude) != len(sessions):
+                raise ValueError(
+                    f"exclude has {len(exclude)} lists for {len(sessions)} sessions; allowed: "
+                    f"None, or one list of item tokens per session"
+                )
+        if not sessions:
+            return []
         left_out = [list(s) if exclude_seen else [] for s in sessions]
         for row, tokens in enumerate(exclude or []):
-            left_out[row] += list(tokens)
+            left_out[row] += tokens
         excluded = [np.unique(self.item_ids(t)) for t in left_out]
         if k > len(self.tokens) - 1 - max(len(e) for e in excluded):
             raise ValueError(f"k={k} is larger than the items left to recommend")
@@ -132,7 +154,13 @@ class Artifact:
         ]
 
     def recommend(
-        self, session: Sequence[str], k: int = 10, exclude: Sequence[str] = (), exclude_seen=True
+        self,
+        session: Sequence[str],
+        k: int = 10,
+        exclude: Sequence[str] = (),
+        exclude_seen: bool = True,
     ) -> list[tuple[str, float]]:
-        """Top-k (token, score) for one session of item tokens, oldest first."""
-        return self.recommend_batch([session], k, [list(exclude)], exclude_seen)[0]
+        """Top-k (token, score) for one session of item tokens (a list, oldest first)."""
+        session = checks.tokens("session", session)
+        exclude = checks.tokens("exclude", exclude)
+        return self.recommend_batch([session], k, [exclude], exclude_seen)[0]

@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
+from ..core.files import atomic_open
+from .output import check_output, reporting_full_disk
+
+
+def figure_formats() -> tuple[str, ...]:
+    """The extensions matplotlib writes (.png, .pdf, .svg, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
+
+
+def check_figure_output(out: str | os.PathLike, replace: bool = False) -> None:
+    """A ``ValueError`` naming ``out`` unless a figure can be written there: an extension
+    matplotlib writes, a folder that exists, no file there already unless ``replace``."""
+    check_output(out, replace, figure_formats())
+
 
 def plot_attention(
-    tokens: list[str], maps: list[dict[str, torch.Tensor]], out: str, labels=None, title=""
+    tokens: list[str],
+    maps: list[dict[str, torch.Tensor]],
+    out: str | os.PathLike,
+    labels=None,
+    title="",
+    replace: bool = False,
 ) -> int:
     """Heatmaps of every block's attention (rows: query position, columns: key position or
-    interest) for every head; returns the number of panels drawn."""
+    interest) for every head, written to ``out`` (its extension the format) whole or not at
+    all, over an existing file only with ``replace``; returns the number of panels drawn."""
+    check_figure_output(out, replace)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,7 +70,9 @@ def plot_attention(
                     )
     fig.suptitle(title or "attention (rows: query position; columns: key)", fontsize=10)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        with reporting_full_disk(out), atomic_open(out, "wb") as f:
+            fig.savefig(f, dpi=110, format=Path(out).suffix[1:].lower())
+    finally:
+        plt.close(fig)
     return rows * cols

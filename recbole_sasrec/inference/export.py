@@ -4,13 +4,13 @@
 
 Writes what ``artifact.Artifact`` loads. The encoder goes to ONNX with dynamic batch and sequence
 length (torch's TorchScript-based exporter: the dynamo exporter's graphs of LightSANs do not load
-at opset 17) and is checked against the eager model on sessions shorter and longer than
-``MAX_ITEM_LIST_LENGTH`` before the folder is moved into place, whole, under its name.
+at opset 17) and is checked against the eager model on sessions of every length up to five
+past ``MAX_ITEM_LIST_LENGTH`` before the folder is moved into place, whole, under its name.
+``--replace`` replaces only an earlier export.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -25,8 +25,10 @@ from ..core.keys import ConfigError
 from ..integration.checkpoint import data_fingerprint, package_version
 from ..integration.quick_start import load_model
 from ..integration.registry import is_ours
+from . import checks
 from .artifact import FORMAT, Artifact
-from .topk import ApproximateIndex
+from .output import reporting_full_disk
+from .topk import ApproximateIndex, _faiss
 
 OPSET = 17
 TOLERANCE = 1e-4  # exported scores within this relative distance of the eager model's
@@ -34,18 +36,40 @@ TOLERANCE = 1e-4  # exported scores within this relative distance of the eager m
 
 class Encoder(nn.Module):
     """item_seq [B, T], lengths [B] -> the state after each sequence's last item [B, D], every
-    sequence encoded whole (the eager model's length groups are control flow ONNX cannot hold)."""
+    sequence encoded whole (the eager model's length groups are control flow ONNX cannot hold).
+    Items enter as their vectors in ``items.npy`` (id row plus attributes), a constant of the
+    graph: the attributes' own layers need not be exported."""
 
     def __init__(self, model):
         super().__init__()
-        self.model = model
+        self.model = model.eval()  # the table without item_id_dropout's training draws
+        with torch.no_grad():
+            self.register_buffer("items", model.item_vectors(), persistent=False)
 
     def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(item_seq, rows=lengths - 1, lengths=lengths)[:, 0]
+        rows = lengths - 1
+        return self.model.encode(item_seq, rows, lengths=lengths, vectors=self.items)[:, 0]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def _check_out(out: Path, replace: bool) -> None:
+    """``out`` can take the export: a new name in a folder that exists, or with ``replace`` a
+    complete earlier export, never the current folder or one that holds it."""
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise ConfigError(
+            f"out={str(out)!r} is the current folder or holds it; allowed: a new folder's "
+            f"name, e.g. --out model_dir"
+        )
+    if out.exists() or out.is_symlink():
+        if not replace:
+            raise ConfigError(f"out={str(out)!r} exists; allowed: another folder, or --replace")
+        if problem := checks.earlier_export_problem(out, FORMAT):
+            raise ConfigError(
+                f"out={str(out)!r} is not a folder an export wrote ({problem}): --replace "
+                f"replaces only an earlier export; allowed: another folder, or remove it yourself"
+            )
+    if not out.parent.is_dir():
+        raise ConfigError(f"out={str(out)!r}: folder {str(out.parent)!r} does not exist")
 
 
 def export(
@@ -57,12 +81,14 @@ def export(
     replace: bool = False,
 ) -> Path:
     """Write the folder ``out`` for ``model_file``; returns its path. ``ann``: also a faiss
-    HNSW index for approximate top-k; ``replace``: overwrite an existing ``out``."""
-    out = Path(out)
-    if out.exists() and not replace:
-        raise ConfigError(f"out={str(out)!r} exists; allowed: another folder, or --replace")
-    if not out.parent.is_dir():
-        raise ConfigError(f"out={str(out)!r}: folder {str(out.parent)!r} does not exist")
+    HNSW index for approximate top-k; ``replace``: overwrite ``out`` if it is an earlier export
+    (any other folder or file is refused). ``out`` is checked before the model loads; a full
+    disk is a ``DiskFullError`` that names ``out`` and keeps what was there."""
+    ann, replace = checks.flag("ann", ann), checks.flag("replace", replace)
+    _check_out(Path(out), replace)
+    out = Path(os.path.normpath(out))  # a name of its own for the temporary folder beside it
+    if ann:
+        _faiss()  # installed, before the model loads
     config, model, dataset = load_model(model_file, data_path, allow_pickle)
     if not is_ours(type(model)):
         raise ConfigError(
@@ -70,38 +96,58 @@ def export(
             f"recbole_sasrec's SASRec and LightSANs"
         )
     model = model.cpu().eval()
+    with torch.no_grad():
+        items = model.item_vectors().float().numpy()
+    if problem := checks.item_table_problem(items):
+        raise ConfigError(f"model_file={model_file!r}: {problem}; nothing was written")
     tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    with reporting_full_disk(out, "folder"):
+        _write(out, replace, model, config, dataset, items, tokens, ann)
+    return out
+
+
+def _write(out: Path, replace: bool, model, config, dataset, items, tokens, ann: bool) -> None:
+    """The folder built beside ``out``, checked, then moved into place whole."""
+    L = config["MAX_ITEM_LIST_LENGTH"]
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.export-") as tmp:
         folder = Path(tmp) / out.name
         folder.mkdir()
-        _write_encoder(model, config["MAX_ITEM_LIST_LENGTH"], folder / "encoder.onnx")
-        items = model.embedding.item.weight.detach().float().numpy()
-        np.save(folder / "items.npy", items)
-        (folder / "item_tokens.json").write_text(json.dumps(tokens))
+        _write_encoder(model, L, config["hidden_size"], folder / checks.ENCODER)
+        np.save(folder / checks.ITEMS, items)
+        (folder / checks.TOKENS).write_text(json.dumps(tokens))
         if ann:
-            ApproximateIndex.build(items).write(folder / "items.hnsw")
+            ApproximateIndex.build(items).write(folder / checks.INDEX)
         keys = {key.name: config[key.name] for key in type(model).KEYS}
         metadata = {
             "format": FORMAT,
             "model": config["model"],
             "dataset": config["dataset"],
-            "max_item_list_length": config["MAX_ITEM_LIST_LENGTH"],
+            "max_item_list_length": L,
             "hidden_size": config["hidden_size"],
             "config": keys,
             "data": data_fingerprint(dataset, config),
             "version": package_version(),
-            "files": {p.name: _sha256(p) for p in sorted(folder.iterdir())},
+            "files": {p.name: checks.sha256(p) for p in sorted(folder.iterdir())},
         }
-        (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
-        _check(model, Artifact.load(folder), tokens)
-        if out.exists():  # replace: the old folder leaves only once the new one is complete
+        (folder / checks.METADATA).write_text(json.dumps(metadata, indent=1))
+        _check(model, Artifact.load(folder, approximate=ann), tokens)
+        if out.exists() or out.is_symlink():
+            # checked again: the folder may have changed while the model loaded and exported
+            _check_out(out, replace)
             old = Path(tmp) / "replaced"
-            os.replace(out, old)
-        os.replace(folder, out)
-    return out
+            os.replace(out, old)  # the old folder leaves only once the new one is complete
+            try:
+                os.replace(folder, out)
+            except OSError:
+                os.replace(old, out)
+                raise
+        else:
+            os.replace(folder, out)
 
 
-def _write_encoder(model, max_len: int, path: Path) -> None:
+def _write_encoder(model, max_len: int, hidden_size: int, path: Path) -> None:
+    """The encoder as ONNX at ``path``, its window and width in its own metadata (the
+    artifact's loader holds ``metadata.json`` to them)."""
     seq = torch.randint(1, model.n_items, (3, max_len), generator=torch.Generator().manual_seed(0))
     lengths = torch.tensor([max_len, max(1, max_len // 2), 1])
     encoder = Encoder(model).eval()  # the exporter restores the mode it finds, recursively
@@ -109,6 +155,12 @@ def _write_encoder(model, max_len: int, path: Path) -> None:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         _onnx_export(encoder, seq, lengths, path)
+    import onnx
+
+    graph = onnx.load(str(path))
+    for key, value in (("max_item_list_length", max_len), ("hidden_size", hidden_size)):
+        graph.metadata_props.add(key=key, value=str(value))
+    onnx.save(graph, str(path))
 
 
 def _onnx_export(encoder: Encoder, seq, lengths, path: Path) -> None:
@@ -126,16 +178,21 @@ def _onnx_export(encoder: Encoder, seq, lengths, path: Path) -> None:
 
 @torch.no_grad()
 def _check(model, artifact: Artifact, tokens: list[str]) -> None:
-    """The exported encoder against the eager model on random sessions of every length."""
+    """The exported encoder against the eager model on random sessions of every length 1 to
+    L + 5 (L = MAX_ITEM_LIST_LENGTH), each alone (windows of every width T) and all in one
+    batch (right-padded rows of several lengths)."""
     g = torch.Generator().manual_seed(0)
     L = artifact.max_len
     sessions = [
         [tokens[int(i)] for i in torch.randint(1, len(tokens), (n,), generator=g)]
-        for n in (1, 2, max(1, L // 2), L, L + 5)
+        for n in range(1, L + 6)
     ]
-    ids, lengths = artifact.windows(sessions)
-    eager = model(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
-    exported = artifact.encode(sessions)
+    eager, exported = [], []
+    for batch in [[s] for s in sessions] + [sessions]:
+        ids, lengths = artifact.windows(batch)
+        eager.append(model(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy())
+        exported.append(artifact.encode(batch))
+    eager, exported = np.concatenate(eager), np.concatenate(exported)  # [2 (L + 5), D]
     error = np.abs(exported - eager).max() / max(1e-12, np.abs(eager).max())
     if not error <= TOLERANCE:
         raise ConfigError(

@@ -18,7 +18,7 @@ from ..core.keys import ConfigError
 from ..data.arrays import gather_windows, ranks
 from ..integration.quick_start import load_model
 from ..integration.registry import is_ours
-from . import topk
+from . import checks, topk
 from .output import check_output, read_titles, write_frames
 
 
@@ -39,12 +39,19 @@ class Recommender:
     can then be called many times. Long inputs are cut to their most recent
     MAX_ITEM_LIST_LENGTH items, as training does. ``data_path`` reads the data from another
     folder than the one the checkpoint was trained from; ``allow_pickle`` also loads a file that
-    needs full unpickling (which runs code the file holds: only for a file you trust).
+    needs full unpickling (which runs code the file holds: only for a file you trust). A model
+    whose item table is all zeros (or not finite) is refused: every score would be the same.
+    Users, items and sequences are lists of tokens: a string in a list's place is refused.
     """
 
     def __init__(self, model_file: str, data_path: str | None = None, allow_pickle: bool = False):
         self.model_file = model_file
         self.config, self.model, self.dataset = load_model(model_file, data_path, allow_pickle)
+        self._table = table = _item_table(self.model)  # fixed while the model is not trained
+        if table is not None and (problem := checks.item_table_problem(table)):
+            raise ConfigError(
+                f"model_file={model_file!r}: {problem}; allowed: a trained checkpoint"
+            )
         self.uid_field, self.iid_field = self.dataset.uid_field, self.dataset.iid_field
         self.max_len = self.config["MAX_ITEM_LIST_LENGTH"]
         self._item_token_id = self.dataset.field2token_id[self.iid_field]
@@ -68,6 +75,7 @@ class Recommender:
 
     def user_ids(self, users: Sequence[str]) -> np.ndarray:
         """User tokens -> internal ids of users with a history; an error names the unknown."""
+        users = checks.tokens("users", users)
         token_id = self.dataset.field2token_id[self.uid_field]
         offsets, _ = self._histories()
         ids = np.array([token_id.get(str(u), 0) for u in users], dtype=np.int64)
@@ -93,10 +101,11 @@ class Recommender:
         return items[offsets[uid] : offsets[uid + 1]].tolist()
 
     def item_ids(self, items: Sequence[str]) -> list[int]:
-        """Item tokens -> internal ids; an error names every unknown token."""
+        """Item tokens -> internal ids; an error names every unknown token (the pad's too)."""
+        items = checks.tokens("items", items)
         if len(items) == 0:
             raise ValueError("items is empty: give at least one item token")
-        unknown = [i for i in items if str(i) not in self._item_token_id]
+        unknown = [i for i in items if self._item_token_id.get(str(i), 0) == 0]
         if unknown:
             raise ValueError(
                 f"items {unknown} are not items of data set {self.config['dataset']!r}"
@@ -126,8 +135,6 @@ class Recommender:
         return self._titles.get(item)
 
     def _check_k(self, k: int, seen: int = 0, who: str = "") -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k={k!r} must be a positive integer")
         n_items = self.model.n_items - 1  # item id 0 is padding
         if k > n_items - seen:
             unseen = f", {n_items - seen} of them not in the history of {who}" if seen else ""
@@ -144,8 +151,7 @@ class Recommender:
         excluded = (np.asarray(seen_rows, np.int64), np.asarray(seen_items, np.int64))
         if is_ours(type(self.model)):
             users = self.model(batch[self.model.ITEM_SEQ], batch[self.model.ITEM_SEQ_LEN])
-            items = self.model.embedding.item.weight
-            return topk.exact(users.float().cpu().numpy(), items.float().cpu().numpy(), k, excluded)
+            return topk.exact(users.float().cpu().numpy(), self._table, k, excluded)
         scores = self.model.full_sort_predict(batch).float().cpu()  # [B, n_items]
         scores[:, 0] = -torch.inf
         scores[torch.from_numpy(excluded[0]), torch.from_numpy(excluded[1])] = -torch.inf
@@ -159,15 +165,23 @@ class Recommender:
         k: int = 10,
         exclude_seen: bool = True,
     ) -> list[list[Recommendation]]:
-        """Top-k items for each user (their history) or each item sequence, best first."""
+        """Top-k items for each user (their history) or each item sequence, best first; no
+        users (or sequences), no lists: ``[]``."""
         if (users is None) == (item_sequences is None):
             raise ValueError("give exactly one of users=[...] or item_sequences=[[...], ...]")
+        k = checks.count("k", k)
+        exclude_seen = checks.flag("exclude_seen", exclude_seen)
         if users is not None:
+            users = checks.tokens("users", users)
             sequences = [self.history(u) for u in users]
             names = [f"user {u!r}" for u in users]
         else:
-            sequences = [self.item_ids(list(s)) for s in item_sequences]
+            sequences = [
+                self.item_ids(s) for s in checks.token_lists("item_sequences", item_sequences)
+            ]
             names = [f"sequence {i + 1}" for i in range(len(sequences))]
+        if not sequences:
+            return []
         for seq, who in zip(sequences, names, strict=True):
             self._check_k(k, len(set(seq)) if exclude_seen else 0, who)
         rows = [np.full(len(s), r) for r, s in enumerate(sequences)] if exclude_seen else [[]]
@@ -198,17 +212,28 @@ class Recommender:
         """Top-k of many users (all users with a history when ``users`` is None), a DataFrame
         per batch of ``batch_size`` users: columns user, rank, item, score. Each user's history
         is encoded once; seen items are masked per batch from the histories' CSR arrays, never
-        through a users x items matrix."""
+        through a users x items matrix. The arguments and users are checked at the call, before
+        the first batch is asked for."""
+        k = checks.count("k", k)
+        exclude_seen = checks.flag("exclude_seen", exclude_seen)
+        batch_size = checks.count("batch_size", batch_size)
         offsets, items = self._histories()
         if users is None:
             ids = np.flatnonzero(np.diff(offsets) > 0)
         else:
+            users = checks.tokens("users", users)
             ids = self.user_ids(list(dict.fromkeys(str(u) for u in users)))  # each user once
         counts = np.diff(offsets)[ids]
         if len(ids):
             worst = int(np.argmax(counts))
             seen = len(set(items[offsets[ids[worst]] : offsets[ids[worst] + 1]].tolist()))
             self._check_k(k, seen if exclude_seen else 0, f"user {self._user_tokens[ids[worst]]!r}")
+        return self._batches(ids, k, exclude_seen, batch_size)
+
+    def _batches(
+        self, ids: np.ndarray, k: int, exclude_seen: bool, batch_size: int
+    ) -> Iterator[pd.DataFrame]:
+        offsets, items = self._histories()
         for lo in range(0, len(ids), batch_size):
             batch_ids = ids[lo : lo + batch_size]
             start, end = offsets[batch_ids], offsets[batch_ids + 1]
@@ -252,26 +277,47 @@ class Recommender:
         replace: bool = False,
     ) -> int:
         """Write ``iter_recommendations`` batch by batch to ``out`` (.csv or .parquet); the file
-        appears only when complete, and an existing one is replaced only with ``replace``.
-        Returns the number of users."""
-        check_output(out, replace)
+        appears only when complete, and an existing one is replaced only with ``replace``; a full
+        disk is a ``DiskFullError`` naming ``out`` (the previous file kept). Returns the number
+        of users."""
+        check_output(out, checks.flag("replace", replace))
         batches = self.iter_recommendations(users, k, exclude_seen, batch_size)
         return write_frames(out, batches, k, replace)
 
     @torch.no_grad()
     def attention(self, user: str | None = None, items: Sequence[str] | None = None):
         """Attention weights of every block for one user's most recent sequence (or an item
-        sequence): ``(item tokens of the sequence, [dict name -> [h, T, ...] per block])``."""
+        sequence, a list of tokens): ``(item tokens of the sequence, [dict name -> [h, T, ...]
+        per block])``."""
+        if (user is None) == (items is None):
+            raise ValueError("give exactly one of user='...' or items=[...]")
+        if user is not None and (
+            isinstance(user, bool) or not isinstance(user, (str, int, np.integer))
+        ):
+            raise ValueError(f"user={user!r} must be one user token")
         if not hasattr(self.model, "attention_maps"):
             raise ConfigError(
                 f"model_file={self.model_file!r} is a {self.config['model']} checkpoint, which "
                 f"has no attention maps; allowed: checkpoints of SASRec or LightSANs"
             )
-        ids = self.history(user) if user is not None else self.item_ids(list(items or []))
+        ids = self.history(user) if user is not None else self.item_ids(items)
         ids = ids[-self.max_len :]
         maps = self.model.attention_maps(torch.tensor([ids], device=self.config["device"]))
         tokens = self._item_tokens[np.asarray(ids)].tolist()
         return tokens, [{name: w[0].cpu() for name, w in block.items()} for block in maps]
+
+
+@torch.no_grad()
+def _item_table(model) -> np.ndarray | None:
+    """The item vectors [N, D] that scores are inner products with (ours, with item attributes
+    if it reads them, or RecBole's ``item_embedding``), None for a model without one."""
+    if is_ours(type(model)):
+        table = model.item_vectors()
+    elif isinstance(getattr(model, "item_embedding", None), torch.nn.Embedding):
+        table = model.item_embedding.weight
+    else:
+        return None
+    return table.detach().float().cpu().numpy()
 
 
 def recommend(

@@ -68,39 +68,85 @@ def exact(
 
 
 class ApproximateIndex:
-    """faiss HNSW over the items by inner product (``pip install faiss-cpu``); ``search`` asks
-    for k plus each row's exclusions and drops those, so every row gets k items."""
+    """faiss HNSW over the items by inner product (``pip install faiss-cpu``).
 
-    def __init__(self, index, ef_search: int = 128):
+    ``search`` asks the index for k plus each row's exclusions and drops what is no answer:
+    faiss's missing results (id -1, when the graph reaches fewer items than asked), excluded
+    items and repeats. A row left with fewer than k items is ranked exactly instead
+    (``exact`` over ``items``), so every row gets k distinct items, never the pad or an excluded
+    one; close to the catalogue's size that is most rows, at exact search's cost."""
+
+    def __init__(self, index, items: np.ndarray | None = None, ef_search: int = 128):
         self.index = index
         self.index.hnsw.efSearch = ef_search
+        self._items = items  # [N, D], row 0 the pad; read back from the index when None
 
     @classmethod
     def build(cls, items: np.ndarray, m: int = 32, ef_construction: int = 200):
+        """An index of items [N, D] (row 0, the pad, left out)."""
         faiss = _faiss()
         index = faiss.IndexHNSWFlat(items.shape[1], m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
         index.add(np.ascontiguousarray(items[1:], dtype=np.float32))  # without the pad
-        return cls(index)
+        return cls(index, items)
 
     @classmethod
-    def read(cls, path) -> ApproximateIndex:
-        return cls(_faiss().read_index(str(path)))
+    def read(cls, path, items: np.ndarray | None = None) -> ApproximateIndex:
+        """The index written at ``path``; ``items``: the table it was built from, for the
+        exact fallback (else the index's own copy of the vectors is read back when needed)."""
+        faiss = _faiss()
+        try:
+            index = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+        except RuntimeError as error:
+            raise ValueError(f"{path}: not a faiss index faiss can read ({error})") from None
+        if not hasattr(index, "hnsw"):
+            raise ValueError(f"{path}: expected a faiss HNSW index; found {type(index).__name__}")
+        return cls(index, items)
 
     def write(self, path) -> None:
-        _faiss().write_index(self.index, str(path))
+        # through Python's file writes, so that a full disk is an OSError (faiss's own writer
+        # raises RuntimeError)
+        with open(path, "wb") as f:
+            f.write(_faiss().serialize_index(self.index).tobytes())
 
-    def search(self, queries: np.ndarray, k: int, excluded=None):
-        rows, cols = _exclusions(excluded, len(queries))
-        extra = int(np.bincount(rows, minlength=len(queries)).max()) if len(rows) else 0
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k + extra)
-        ids = ids.astype(np.int64) + 1  # the index holds items 1..N-1
-        if len(rows):
-            drop = np.zeros(ids.shape, dtype=bool)
-            for r in np.unique(rows):
-                drop[r] = np.isin(ids[r], cols[rows == r])
-            scores = np.where(drop | (ids == 0), -np.inf, scores)
-        return _best(scores, ids, k)
+    @property
+    def items(self) -> np.ndarray:
+        """The item table [N, D], row 0 the pad, that the exact fallback ranks."""
+        if self._items is None:
+            vectors = self.index.reconstruct_n(0, self.index.ntotal)  # [N - 1, D]
+            self._items = np.concatenate([np.zeros((1, self.index.d), np.float32), vectors])
+        return self._items
+
+    def search(self, queries: np.ndarray, k: int, excluded=None) -> tuple[np.ndarray, np.ndarray]:
+        """queries [B, D] -> ids [B, k], scores [B, k], best first; ``excluded`` as in
+        ``exact``. Rows the index cannot fill with k valid items are ranked by ``exact``."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        B, n = len(queries), self.index.ntotal + 1
+        rows, cols = _exclusions(excluded, B)
+        extra = int(np.bincount(rows, minlength=B).max()) if len(rows) else 0
+        scores, ids = self.index.search(queries, min(k + extra, n - 1))
+        ids = ids.astype(np.int64) + 1  # [B, m]: the index holds items 1..N-1; missing -1 -> 0
+        invalid = (ids == 0) | np.isin(np.arange(B)[:, None] * n + ids, rows * n + cols)
+        order = np.argsort(ids, axis=1, kind="stable")
+        ranked = np.take_along_axis(ids, order, 1)
+        repeat = np.zeros_like(invalid)  # every place of an id but its first
+        np.put_along_axis(repeat, order[:, 1:], ranked[:, 1:] == ranked[:, :-1], 1)
+        invalid |= repeat
+        scores = np.where(invalid, -np.inf, scores)
+        full = (~invalid).sum(1) >= k
+        best_ids = np.zeros((B, k), dtype=np.int64)
+        best_scores = np.zeros((B, k), dtype=np.float32)
+        if full.any():
+            best_ids[full], best_scores[full] = _best(scores[full], ids[full], k)
+        if not full.all():
+            short = np.flatnonzero(~full)
+            position = np.full(B, -1)
+            position[short] = np.arange(len(short))
+            keep = position[rows] >= 0
+            best_ids[short], best_scores[short] = exact(
+                queries[short], self.items, k, (position[rows[keep]], cols[keep])
+            )
+        return best_ids, best_scores
 
 
 def _faiss():

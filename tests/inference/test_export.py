@@ -1,24 +1,35 @@
-"""Exported artifacts: the same recommendations as the checkpoint, served without RecBole; top-k
-in blocks equal to a dense top-k; atomic folders."""
+"""Exported artifacts: the same recommendations as the checkpoint, served without RecBole; atomic
+folders; only an earlier export replaced."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
-from conftest import log_lines, train_converted, train_gru4rec
+import torch
+from conftest import item_attributes, log_lines, train_converted, train_gru4rec
 
 from recbole_sasrec import ConfigError, Recommender, export
 from recbole_sasrec.__main__ import main
-from recbole_sasrec.inference import topk
+from recbole_sasrec.inference import export as export_module
 from recbole_sasrec.inference.artifact import Artifact
+from recbole_sasrec.inference.output import DiskFullError
 
 
 @pytest.fixture(
-    scope="module", params=["SASRec-CE", "LightSANs-SSM", "SASRec-gBCE-from-end-query-norm"]
+    scope="module",
+    params=[
+        "SASRec-CE",
+        "LightSANs-SSM",
+        "SASRec-gBCE-from-end-query-norm",
+        "LightSANs-CE-attributes",
+    ],
 )
 def exported(request, tmp_path_factory):
     """(checkpoint, exported folder) of a small model trained on a converted log."""
@@ -28,6 +39,8 @@ def exported(request, tmp_path_factory):
     keys["positions_from_end"] = "from-end" in request.param
     if request.param.endswith("query-norm"):  # the paper's code's LayerNorms (block_norm)
         keys["block_norm"] = "query"
+    if request.param.endswith("attributes"):  # item vectors of ids and attributes
+        keys["attributes"] = item_attributes(30)
     log = log_lines(n_users=40, n_items=30, step=7, length=(8, 9))
     model_file = train_converted(root, log, "data", "toy", model, **keys)["model_file"]
     return model_file, export(model_file, root / "artifact")
@@ -91,28 +104,137 @@ def test_export_is_atomic_and_refuses_what_it_cannot_export(exported, tmp_path, 
     assert not (tmp_path / "gru").exists() and not list(tmp_path.glob(".gru.export-*"))
 
 
-def test_block_top_k_equals_a_dense_top_k():
-    rng = np.random.default_rng(0)
-    items, queries = rng.normal(size=(1000, 8)).astype(np.float32), rng.normal(size=(7, 8))
-    excluded = [
-        rng.choice(np.arange(1, 1000), size=n, replace=False) for n in (0, 3, 50, 1, 0, 9, 2)
-    ]
-    ids, scores = topk.exact(queries, items, 20, excluded, block=64)
-    dense = queries.astype(np.float32) @ items.T
-    dense[:, 0] = -np.inf
-    for row, e in enumerate(excluded):
-        dense[row, e] = -np.inf
-    expected = np.argsort(-dense, axis=1, kind="stable")[:, :20]
-    np.testing.assert_array_equal(ids, expected)
-    np.testing.assert_allclose(scores, np.take_along_axis(dense, expected, 1), rtol=1e-6)
+def test_the_encoder_records_its_window_and_width(exported):
+    _, folder = exported
+    props = {p.key: p.value for p in onnx.load(str(folder / "encoder.onnx")).metadata_props}
+    assert props == {"max_item_list_length": "6", "hidden_size": "32"}
 
 
-def test_approximate_top_k_finds_the_exact_one_on_a_small_catalogue():
-    rng = np.random.default_rng(1)
-    items, queries = rng.normal(size=(500, 16)).astype(np.float32), rng.normal(size=(20, 16))
-    index = topk.ApproximateIndex.build(items)
-    excluded = [[int(i)] for i in topk.exact(queries, items, 1)[0][:, 0]]  # each row's best
-    approx, _ = index.search(queries, 10, excluded)
-    exact, _ = topk.exact(queries, items, 10, excluded)
-    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
-    assert recall >= 0.95 and not any(e[0] in a for a, e in zip(approx, excluded, strict=True))
+# ---- what --replace may replace ---------------------------------------------------------------
+def user_folder(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    return mine
+
+
+NOT_EXPORTS = {
+    "a folder of the user's files": (
+        user_folder,
+        "it holds notes.txt, which an export does not write",
+    ),
+    "a plain file": (lambda t: write(t / "model_dir", "keep me"), "it is not a folder"),
+    "an empty folder": (lambda t: mkdir(t / "model_dir"), "it has no readable metadata.json"),
+    "another format": (
+        lambda t: write(mkdir(t / "model_dir") / "metadata.json", '{"format": "other/2"}').parent,
+        "its metadata.json has format 'other/2', not recbole_sasrec-artifact/1",
+    ),
+}
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def mkdir(path):
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("case", NOT_EXPORTS)
+def test_replace_refuses_what_is_not_an_earlier_export_before_loading(tmp_path, case):
+    make, problem = NOT_EXPORTS[case]
+    out = make(tmp_path)
+    before = {p: p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()}
+    with pytest.raises(ConfigError) as error:  # a model file that does not exist: not loaded
+        export(str(tmp_path / "missing.pth"), out, replace=True)
+    assert str(error.value) == (
+        f"out={str(out)!r} is not a folder an export wrote ({problem}): --replace replaces only "
+        f"an earlier export; allowed: another folder, or remove it yourself"
+    )
+    assert {p: p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()} == before
+
+
+@pytest.mark.parametrize("out", [".", "..", "sub/.."])
+def test_export_never_replaces_the_current_folder(tmp_path, out, capsys):
+    (tmp_path / "sub").mkdir()
+    argv = ["export", "--model-file", "missing.pth", "--out", out, "--replace"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: out={out!r} is the current folder or holds it; allowed: a new folder's name, "
+        f"e.g. --out model_dir\n"
+    )
+    assert (tmp_path / "sub").is_dir()
+
+
+@pytest.mark.parametrize("exported", ["SASRec-CE"], indirect=True)
+def test_a_full_disk_keeps_the_earlier_export(exported, monkeypatch):
+    model_file, folder = exported
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(export_module, "_write_encoder", full)
+    with pytest.raises(DiskFullError) as error:
+        export(model_file, folder, replace=True)
+    assert str(error.value) == (
+        f"{str(folder)!r} could not be written: No space left on device; the previous folder "
+        f"is kept"
+    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not list(folder.parent.glob(f".{folder.name}.export-*"))
+
+
+@pytest.mark.parametrize("exported", ["SASRec-CE"], indirect=True)
+def test_the_encoder_is_checked_at_every_length(exported, tmp_path, monkeypatch):
+    """An encoder wrong only for a session of 4 items alone (L = 6) is caught."""
+    model_file, _ = exported
+    encode = Artifact.encode
+
+    def wrong_at_4(self, sessions):
+        users = encode(self, sessions)
+        return users + 1.0 if [len(s) for s in sessions] == [4] else users
+
+    monkeypatch.setattr(Artifact, "encode", wrong_at_4)
+    with pytest.raises(ConfigError, match="the exported encoder differs from the model by"):
+        export(model_file, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("exported", ["SASRec-CE"], indirect=True)
+def test_a_zeroed_item_table_is_not_exported(exported, tmp_path):
+    checkpoint = torch.load(exported[0], weights_only=True)
+    checkpoint["state_dict"]["embedding.item.weight"].zero_()
+    zeroed = str(tmp_path / "zeroed.pth")
+    torch.save(checkpoint, zeroed)
+    with pytest.raises(ConfigError) as error:
+        export(zeroed, tmp_path / "model")
+    assert str(error.value) == (
+        f"model_file={zeroed!r}: the item table is all zeros (every item would score 0); "
+        f"nothing was written"
+    )
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("exported", ["LightSANs-CE-attributes"], indirect=True)
+def test_exported_items_carry_the_attributes(exported):
+    """``items.npy`` holds each item's id row plus its attributes' vectors, the table the model
+    scores with, and the encoder reads the same vectors for the session's items."""
+    model_file, folder = exported
+    model = Recommender(model_file).model
+    with torch.no_grad():
+        vectors = model.item_vectors().numpy()
+        ids_only = model.embedding.item.weight.numpy()
+    items = np.load(folder / "items.npy")
+    np.testing.assert_array_equal(items, vectors)
+    assert np.abs(items - ids_only).max() > 1e-3  # the attributes count
+    session = [str(i) for i in range(5, 12)]
+    seq = torch.tensor([[int(Recommender(model_file).item_ids(session)[j]) for j in range(6)]])
+    with torch.no_grad():
+        eager = model(seq, torch.tensor([6])).numpy()
+    np.testing.assert_allclose(
+        Artifact.load(folder).encode([session[:6]]), eager, rtol=1e-4, atol=1e-6
+    )

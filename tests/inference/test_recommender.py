@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -222,3 +223,57 @@ def test_a_user_listed_again_is_written_once(trained_relative, tmp_path, capsys)
     assert "2 repeated users left out" in printed and "top 2 for 2 users" in printed
     table = pd.read_csv(out, dtype={"user": str})
     assert table.user.tolist() == ["3", "3", "7", "7"]
+
+
+def test_a_zeroed_item_table_is_refused_naming_the_file(trained_relative, tmp_path):
+    _, model_file = trained_relative
+    checkpoint = torch.load(model_file, weights_only=True)
+    checkpoint["state_dict"]["embedding.item.weight"].zero_()
+    zeroed = str(tmp_path / "zeroed.pth")
+    torch.save(checkpoint, zeroed)
+    with pytest.raises(ConfigError) as error:
+        Recommender(zeroed)
+    assert str(error.value) == (
+        f"model_file={zeroed!r}: the item table is all zeros (every item would score 0); "
+        f"allowed: a trained checkpoint"
+    )
+
+
+@pytest.fixture(scope="module")
+def rec(trained_relative):
+    return Recommender(trained_relative[1])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.recommend(users="3"), r"users='3' is a string; allowed: a list of tokens"),
+        (
+            lambda r: r.recommend(item_sequences=["5", "6"]),
+            r"item_sequences\[0\]='5' is a string",
+        ),
+        (lambda r: r.recommend(item_sequences="56"), r"item_sequences='56' is a string"),
+        (lambda r: r.recommend(users=["3"], k=2.0), "k=2.0 must be a positive integer"),
+        (lambda r: r.recommend(users=["3"], k=True), "k=True must be a positive integer"),
+        (lambda r: r.recommend(users=["3"], exclude_seen="no"), "exclude_seen='no' must be"),
+        (lambda r: r.iter_recommendations(users="3"), r"users='3' is a string"),
+        (lambda r: r.iter_recommendations(batch_size=0), "batch_size=0 must be a positive"),
+        (lambda r: r.iter_recommendations(k=np.float64(3)), "k=3.0 must be a positive integer"),
+        (lambda r: r.write_recommendations("top.csv", users="3"), r"users='3' is a string"),
+        (lambda r: r.write_recommendations("top.csv", k=0), "k=0 must be a positive integer"),
+        (lambda r: r.attention(items="242"), r"items='242' is a string"),
+        (lambda r: r.attention(user=["3"]), r"user=\['3'\] must be one user token"),
+        (lambda r: r.attention(user="3", items=["5"]), "give exactly one of user="),
+        (lambda r: r.recommend(item_sequences=[["[PAD]"]]), r"items \['\[PAD\]'\] are not"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_refused(rec, call, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        call(rec)
+    assert not (tmp_path / "top.csv").exists()
+
+
+def test_numpy_integers_and_empty_requests(rec):
+    assert rec.recommend(users=["3"], k=np.int64(4)) == rec.recommend(users=["3"], k=4)
+    assert rec.recommend(users=[], k=4) == [] and rec.recommend(item_sequences=[], k=4) == []
+    assert len(rec.recommend_all(users=["3", "5"], k=np.int32(2), batch_size=np.int64(1))) == 4
