@@ -8,6 +8,7 @@ modules declare and those of the data path and training that serve it.
 from __future__ import annotations
 
 import recbole.utils
+import torch
 from recbole.model.abstract_recommender import AbstractRecommender
 
 from ..core.keys import ConfigError, Key
@@ -60,6 +61,10 @@ def get_model(name: str | type) -> type:
         )
     if name in MODELS:
         return MODELS[name]
+    # Importing RecBole's sequential models imports its SINE, which turns autograd's anomaly
+    # detection on for the whole process (recbole/model/sequential_recommender/sine.py): every
+    # later training step records stack traces, several times slower. The caller's setting stays.
+    anomaly, check_nan = torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()
     try:
         return recbole.utils.get_model(name.removeprefix(BUILTIN_PREFIX))
     except (ValueError, AttributeError, ImportError):  # ImportError: exlib needs lightgbm
@@ -67,6 +72,8 @@ def get_model(name: str | type) -> type:
             f"model={name!r} is neither a model of recbole_sasrec nor of RecBole; allowed: "
             f"{', '.join(MODELS)}, or a RecBole model name such as GRU4Rec or {BUILTIN_PREFIX}SASRec"
         ) from None
+    finally:
+        torch.autograd.set_detect_anomaly(anomaly, check_nan)
 
 
 def model_name(model_class: type) -> str:
