@@ -146,6 +146,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
         criterion = CRITERIA[config["loss_type"]]
         self.criterion = criterion(config, self._sampler(config, dataset, criterion))
         self.exclude_earlier = config["loss_exclude_earlier"]
+        self.attribute_loss_weight = config["attribute_loss_weight"]
         self.positions_from_end = config["positions_from_end"]
 
     def _sampler(self, config, dataset, criterion) -> NegativeSampler:
@@ -252,7 +253,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
             h = self.forward(seq, lengths, items)  # [B, D]
             neg = interaction[self.NEG_ITEM_ID] if self.criterion.recbole_negative else None
             pos, users = interaction[self.POS_ITEM_ID], interaction[self.USER_ID]
-            return self.criterion(h, pos, items, users, neg)
+            return self._with_attributes(self.criterion(h, pos, items, users, neg), h, pos)
         lengths = interaction[self.ITEM_SEQ_LEN]
         T = int(lengths.max())
         seq = interaction[self.ITEM_SEQ][:, :T]
@@ -272,7 +273,14 @@ class SelfAttentiveRecommender(SequentialRecommender):
             earlier = earlier_items(seq, is_target, visible)
         # only positions with a target reach the output layer: [N, D], [N], [N]
         h, pos, users = hidden[is_target], targets[is_target], users[is_target]
-        return self.criterion(h, pos, items, users, None, earlier)
+        loss = self.criterion(h, pos, items, users, None, earlier)
+        return self._with_attributes(loss, h, pos)
+
+    def _with_attributes(self, loss: torch.Tensor, h: torch.Tensor, pos: torch.Tensor):
+        """``loss`` plus ``attribute_loss_weight`` times the targets' attribute loss."""
+        if not self.attribute_loss_weight:
+            return loss
+        return loss + self.attribute_loss_weight * self.embedding.features.attribute_loss(h, pos)
 
     # ---- scoring ---------------------------------------------------------------------------
     def item_vectors(self) -> torch.Tensor:

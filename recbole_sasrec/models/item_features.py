@@ -37,6 +37,15 @@ def _names(value) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
 
 
+def _needs_features(config, key: str) -> str | None:
+    if config[key] == 0 or config["selected_features"]:
+        return None
+    return (
+        f"{key}={config[key]!r} acts on item attributes, and selected_features is empty; "
+        f"allowed: 0, or selected_features naming the .item file's fields"
+    )
+
+
 KEYS = (
     Key(
         "selected_features",
@@ -57,14 +66,17 @@ KEYS = (
         1,
         closed=(True, False),
         must="must be a probability in [0, 1)",
-        relation=lambda c: (
-            None
-            if c["item_id_dropout"] == 0 or c["selected_features"]
-            else (
-                f"item_id_dropout={c['item_id_dropout']!r} leaves out id rows in favour of item "
-                f"attributes, and selected_features is empty; allowed: 0, or selected_features"
-            )
-        ),
+        relation=lambda c: _needs_features(c, "item_id_dropout"),
+    ),
+    number(
+        "attribute_loss_weight",
+        0.0,
+        "training: weight of an auxiliary loss predicting each target's attributes from the "
+        "state (multi-label, scored against the attribute vectors); 0: off",
+        0,
+        closed=(True, False),
+        must="must be a number >= 0",
+        relation=lambda c: _needs_features(c, "attribute_loss_weight"),
     ),
 )
 
@@ -101,6 +113,8 @@ class ItemFeatures(nn.Module):
         if not names:
             return None
         feat = getattr(dataset, "item_feat", None)
+        if feat is not None and not hasattr(feat, "interaction"):  # a data set not yet built
+            feat = dataset._dataframe_to_interaction(feat)  # what RecBole's build() makes of it
         loaded = sorted(feat.interaction) if feat is not None else []
         fields = []
         for name in names:
@@ -124,6 +138,25 @@ class ItemFeatures(nn.Module):
 
     def values(self, name: str) -> torch.Tensor:
         return getattr(self, f"{name}_values")
+
+    def attribute_loss(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """How well states h [N, D] tell their targets' attributes (items [N]): per token field,
+        binary cross-entropy of every attribute against h . E_f[v], the field's own vectors
+        (DIF-SR's auxiliary task, with the attribute table as the output layer), averaged over
+        attributes and fields; the pad token is left out."""
+        losses = []
+        for name in self.names:
+            table = self.tables[name]
+            if not isinstance(table, nn.EmbeddingBag):
+                continue
+            logits = h.float() @ table.weight[1:].float().T  # [N, V - 1]
+            labels = torch.zeros_like(logits)
+            tokens = self.values(name)[items]  # [N, S]
+            rows = torch.arange(len(items), device=h.device)[:, None].expand_as(tokens)
+            real = tokens > 0
+            labels[rows[real], tokens[real] - 1] = 1.0
+            losses.append(F.binary_cross_entropy_with_logits(logits, labels))
+        return torch.stack(losses).mean() if losses else h.new_zeros(())
 
     def forward(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Attribute vectors of items ids [...] -> [..., D]; None: every item, [N, D]."""

@@ -210,3 +210,45 @@ def test_items_only_in_the_item_file_join_the_catalogue(tiny):
     write_items(Path(tiny["data_path"]), extra=("new1", "new2"))
     _, net, *_ = build("SASRec", "cycle", dict(tiny, selected_features=["cats", "brand"]))
     assert net.n_items == N_ITEMS + 1 + 2
+
+
+def test_attribute_loss_is_each_token_fields_multilabel_bce_by_hand(featured):
+    _, net, *_ = build("SASRec", "cycle", featured)
+    features = net.embedding.features
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(3, 32, generator=g)
+    items = torch.tensor([7, 5, 12])  # item 5 has no attributes
+    expected = []
+    for name in ("cats", "brand"):  # token fields only
+        W = features.tables[name].weight[1:]
+        labels = torch.zeros(3, len(W))
+        for n, i in enumerate(items.tolist()):
+            for token in features.values(name)[i].tolist():
+                if token:
+                    labels[n, token - 1] = 1.0
+        logits = h @ W.T
+        bce = -(labels * torch.log(torch.sigmoid(logits)))
+        bce = bce - (1 - labels) * torch.log(1 - torch.sigmoid(logits))
+        expected.append(bce.mean())
+    torch.testing.assert_close(features.attribute_loss(h, items), torch.stack(expected).mean())
+
+
+def test_attribute_loss_weight_adds_the_weighted_attribute_loss(featured):
+    losses = {}
+    for weight in (0.0, 2.5):
+        cfg = dict(featured, attribute_loss_weight=weight, seed=7, train_batching="random")
+        _, net, train, *_ = build("SASRec", "cycle", cfg)
+        batch = next(iter(train))
+        torch.manual_seed(0)
+        losses[weight] = net.calculate_loss(batch)
+    seq_len = batch[net.ITEM_SEQ_LEN]
+    hidden = net.encode(batch[net.ITEM_SEQ][:, : int(seq_len.max())], lengths=seq_len)
+    targets = batch[net.TARGET_SEQ][:, : int(seq_len.max())]
+    extra = net.embedding.features.attribute_loss(hidden[targets > 0], targets[targets > 0])
+    torch.testing.assert_close(losses[2.5], losses[0.0] + 2.5 * extra)
+
+
+def test_attribute_keys_without_features_are_refused(tiny):
+    for key, value in (("attribute_loss_weight", 1.0), ("item_id_dropout", 0.2)):
+        with pytest.raises(ConfigError, match=rf"{key}=.* selected_features is empty"):
+            build("SASRec", "cycle", dict(tiny, **{key: value}))
