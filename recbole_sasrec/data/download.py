@@ -42,10 +42,6 @@ def dataset_url(name: str) -> str | None:
     return _urls().get(name)
 
 
-def known_datasets() -> list[str]:
-    return sorted(_urls())
-
-
 def download_dataset(name: str, folder: str | os.PathLike, url: str | None = None) -> Path:
     """Download RecBole's data set ``name`` into ``folder`` (the data set's own folder,
     ``<data_path>/<name>``); returns the path of its ``.inter`` file."""

@@ -62,7 +62,8 @@ KEYS = (
     number(
         "learning_rate",
         0.004,
-        "Adam's step size (RecBole's 0.001; chosen on validation, docs/tuning.md)",
+        "Adam's step size (RecBole's 0.001; against 0.001 and 0.002: docs/results.md, "
+        '"Learning rate")',
         must="must be a number > 0, e.g. 0.001",
     ),
 )

@@ -9,7 +9,7 @@ from conftest import build, write_cycle_dataset
 from recbole.data.dataloader import TrainDataLoader
 
 from recbole_sasrec.data.batching import WindowTrainDataLoader
-from recbole_sasrec.data.packing import WindowBatchSampler
+from recbole_sasrec.data.packing import BATCHINGS, ORDERED, WindowBatchSampler
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
@@ -76,15 +76,16 @@ def test_length_batching_pads_far_less_on_a_long_tailed_log():
     assert result["length"] < 0.05, result
 
 
-def test_processes_share_each_batch_without_overlap():
+@pytest.mark.parametrize("batching", [*BATCHINGS, ORDERED])
+def test_processes_share_each_batch_without_overlap(batching):
     lengths = np.random.default_rng(1).integers(1, 51, 3001)
     shares = [
-        list(WindowBatchSampler(lengths, 64, 50, b, torch.Generator().manual_seed(5), 3, rank))
-        for b in ("length",)
-        for rank in range(3)
+        list(WindowBatchSampler(lengths, 64, 50, batching, torch.Generator().manual_seed(5), 3, r))
+        for r in range(3)
     ]
-    single = WindowBatchSampler(lengths, 64, 50, "length", torch.Generator().manual_seed(5), 3, 0)
+    single = WindowBatchSampler(lengths, 64, 50, batching, torch.Generator().manual_seed(5), 3, 0)
     batches = single.epoch_batches()
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))  # each once
     assert [len(s) for s in shares] == [len(batches)] * 3  # the same number of steps
     for step, batch in enumerate(batches):
         parts = [shares[rank][step] for rank in range(3)]

@@ -32,7 +32,9 @@ def both_paths(config, net, loader, monkeypatch):
         calls = []
         real = net.forward
         monkeypatch.setattr(
-            net, "forward", lambda s, n, calls=calls, real=real: calls.append(len(s)) or real(s, n)
+            net,
+            "forward",
+            lambda s, n, *rest, calls=calls, real=real: calls.append(len(s)) or real(s, n, *rest),
         )
         init_seed(config["seed"], True)  # RecBole's sampler draws from numpy's global stream
         results[name] = trainer.evaluate(data, load_best_model=False)
@@ -74,9 +76,7 @@ def test_our_draw_is_recbole_s_sampler_call(tiny, mode):
     _, _, _, valid, _ = build("SASRec", "cycle", dict(tiny, eval_args={"mode": mode}))
     sampler = valid._sampler
     draw = repeatable_draw(sampler)
-    assert draw is not None and sampler.distribution == (
-        "uniform" if mode == "uni20" else "popularity"
-    )
+    assert sampler.distribution == ("uniform" if mode == "uni20" else "popularity")
     for items in ([3], [3, 5, 3], [1]):
         items = np.array(items)
         np.random.seed(7)

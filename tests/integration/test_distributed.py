@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TESTS, TINY, free_port, write_cycle_dataset
+import torch
+from conftest import TESTS, TINY, build, free_port, write_cycle_dataset
 
-from recbole_sasrec import ConfigError, load_data_and_model, run, run_recbole
+from recbole_sasrec import ConfigError, load_data_and_model, run
+from recbole_sasrec.integration.trainer import get_trainer
 
 WORKER = r"""
 import hashlib, json, os, sys
@@ -53,6 +55,8 @@ with run_logging(config):
         result = real_step(*args, **kwargs)
         flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
         sums.append(hashlib.sha256(flat.numpy().tobytes()).hexdigest())
+        if len(sums) == len(train):  # the weights after the first epoch
+            torch.save(net.state_dict(), f"{out}/rank{rank}-epoch1.pt")
         return result
 
     net.calculate_loss, trainer.optimizer.step = loss, step
@@ -64,6 +68,12 @@ with open(f"{out}/rank{rank}.json", "w") as f:
                "batches": len(train)}, f)
 leave(was_joined=False)  # prepare() joined it: wait for the other rank, then leave
 """
+
+
+# Weights after one epoch, 2 processes against 1, relative (all parameters as one vector):
+# measured 0.044-0.131 over seeds 2020, 1, 2 of both models, where a run with another seed
+# is 0.49-0.53 away (2026-12-05, 1 thread each).
+DRIFT = 0.25
 
 
 @pytest.fixture
@@ -118,24 +128,32 @@ def test_two_gloo_processes_under_torchrun(tmp_path, data, name):
     assert ranks[0]["sums"] == ranks[1]["sums"]
     # (c) every process reports the metrics of all rows: the same numbers
     assert ranks[0]["test"] == ranks[1]["test"] and ranks[0]["valid"] == ranks[1]["valid"]
-    # ... close to one process on the same batches (no dropout, full softmax): the processes
-    # average their halves' mean losses, one process averages over the whole batch, and float
-    # sums run in another order, so the weights drift apart a little, not by a seed's worth
-    single = run_recbole(
-        name, "cycle", config_dict=dict(data, checkpoint_dir=str(tmp_path / "one"))
+    # ... and trains as one process on the same batches (no dropout, full softmax), up to the
+    # processes averaging their halves' mean losses where one process averages the whole
+    # batch's: after one epoch the weights differ by DRIFT at most (the test metrics say
+    # nothing here: every run reaches Hit@10 = NDCG@10 = 1.0 by epoch 4)
+    config, net, train, valid, _ = build(name, "cycle", dict(data, epochs=1))
+    get_trainer(config["MODEL_TYPE"], config["model"])(config, net).fit(
+        train, valid, saved=False, show_progress=False
     )
-    for metric, value in single["test_result"].items():
-        assert abs(ranks[0]["test"][metric] - value) <= 0.05, (metric, ranks[0]["test"], single)
+    one, two = net.state_dict(), torch.load(tmp_path / "rank0-epoch1.pt", weights_only=True)
+    keys = [k for k, v in one.items() if v.is_floating_point()]
+    drift = torch.cat([(two[k] - one[k]).reshape(-1) for k in keys]).norm()
+    assert drift <= DRIFT * torch.cat([one[k].reshape(-1) for k in keys]).norm()
     # (d) the checkpoint rank 0 wrote loads in one process
     _, model, *_ = load_data_and_model(ranks[0]["model_file"])
     assert type(model).__name__ == name
 
 
 def test_run_with_two_processes(tmp_path, data):
+    """run(nproc=2) reports the validation and test metrics of all users: those one process
+    gets evaluating the checkpoint the two wrote."""
     result = run("SASRec", "cycle", config_dict=dict(data, epochs=2), nproc=2, port=free_port())
-    assert result is not None and result["test_result"]["hit@10"] > 0.5
-    config, model, *_ = load_data_and_model(result["model_file"])
+    config, model, _, _, valid, test = load_data_and_model(result["model_file"])
     assert config["single_spec"] and model.training is False
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    assert result["best_valid_result"] == dict(trainer.evaluate(valid, load_best_model=False))
+    assert result["test_result"] == dict(trainer.evaluate(test, load_best_model=False))
 
 
 def test_a_port_in_use_is_named_before_any_process_starts(data):

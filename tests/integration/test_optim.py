@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import N_ITEMS, build
+from conftest import build
 
 from recbole_sasrec import ConfigError, run_recbole
 from recbole_sasrec.integration.trainer import get_trainer
@@ -71,7 +71,8 @@ def test_sparse_item_updates_touch_only_the_rows_a_batch_used(tiny, name, loss_t
 def test_sparse_item_updates_train_and_resume(tiny, tmp_path):
     cfg = dict(tiny, loss_type="SSM", loss_negatives=8, sparse_item_updates=True)
     result = run_recbole("SASRec", "cycle", config_dict=cfg)
-    assert result["test_result"]["hit@10"] > 0.9 > 2 * 10 / N_ITEMS
+    test = result["test_result"]  # learned as with Adam: NDCG@10 0.9486-1.0 over 5 seeds
+    assert test["hit@10"] == 1.0 and test["ndcg@10"] >= 0.9, test
     state = torch.load(result["model_file"], weights_only=True)["optimizer"]
     assert set(state) == {"dense", "sparse"} and state["sparse"]["state"]
 

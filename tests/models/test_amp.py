@@ -13,7 +13,14 @@ from recbole_sasrec import run_recbole
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
 
-TOLERANCE = {torch.float16: 3e-2, torch.bfloat16: 1.5e-1}
+# Relative differences from float32 allowed under autocast: about 2-3x the largest measured
+# over 10 seeds x 3 batches of the tiny data, at initialisation and after 20 Adam steps
+# (2026-12-05, 1 thread; fp16 / bf16): loss 3.8e-5 / 2.2e-4; gradient norm 7e-4 / 5.3e-3,
+# 9.1e-3 / 4.9e-2 at the cap; outputs' mean 8e-4 / 7e-3.
+TOLERANCE = {
+    torch.float16: {"loss": 1e-4, "grad": 2e-3, "grad at the cap": 2e-2, "output": 2e-3},
+    torch.bfloat16: {"loss": 5e-4, "grad": 1.5e-2, "grad at the cap": 1e-1, "output": 1.5e-2},
+}
 
 
 def aggregation_logits(net, batch) -> float:
@@ -63,14 +70,16 @@ def test_autocast_is_finite_close_to_float32_and_causal(tiny, name, dtype):
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     assert math.isfinite(loss.item())
     assert all(g is None or torch.isfinite(g).all() for g in grads)
-    assert abs(loss.item() - reference.item()) <= TOLERANCE[dtype] * abs(reference.item())
+    tol = TOLERANCE[dtype]
+    assert abs(loss.item() - reference.item()) <= tol["loss"] * abs(reference.item())
     # all gradients together: a parameter whose gradients are ~1e-9 underflows to 0 in float16
     # (what a GradScaler is for), so per-parameter errors say little
     flat = torch.cat([g.float().reshape(-1) for g in grads if g is not None])
     ref_flat = torch.cat(
         [r.reshape(-1) for g, r in zip(grads, ref_grads, strict=True) if g is not None]
     )
-    assert (flat - ref_flat).norm() <= 3 * TOLERANCE[dtype] * ref_flat.norm()
+    grad_tol = tol["grad at the cap" if name.endswith("cap") else "grad"]
+    assert (flat - ref_flat).norm() <= grad_tol * ref_flat.norm()
     net.eval()
     seq, lengths = batch["item_id_list"][:8], batch["item_length"][:8]
     with torch.no_grad():
@@ -85,7 +94,7 @@ def test_autocast_is_finite_close_to_float32_and_causal(tiny, name, dtype):
             states_changed = net.encode(changed).float()
     scale = full.abs().mean()
     assert torch.isfinite(half).all()
-    assert (half - full).abs().mean() <= TOLERANCE[dtype] * scale
+    assert (half - full).abs().mean() <= tol["output"] * scale
     torch.testing.assert_close(states_changed[:, : T - 1], states[:, : T - 1], rtol=0, atol=0)
 
 
@@ -93,5 +102,5 @@ def test_autocast_is_finite_close_to_float32_and_causal(tiny, name, dtype):
 def test_recbole_enable_amp_trains_end_to_end(tiny, name):
     cfg = dict(tiny, enable_amp=True, enable_scaler=True)
     result = run_recbole(name, "cycle", config_dict=cfg, saved=False)
-    assert all(math.isfinite(v) for v in result["test_result"].values())
-    assert result["test_result"]["hit@10"] > 0.9
+    test = result["test_result"]  # measured: Hit@10 and NDCG@10 1.0 over seeds 2020, 1-4
+    assert test["hit@10"] == 1.0 and test["ndcg@10"] >= 0.9, test

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from conftest import N_ITEMS
 
 from recbole_sasrec import Config, ConfigError, run_recbole
 from recbole_sasrec.models.low_rank_attention import capped_exp, causal_aggregate
@@ -53,11 +50,10 @@ def test_k_interests_must_fit_the_sequence(overrides, expected):
         Config("LightSANs", "ml-100k", config_dict=overrides)
 
 
-def test_lightsans_learns_the_tiny_cycle_far_above_random(tiny):
+def test_lightsans_learns_the_tiny_cycle(tiny):
     result = run_recbole("LightSANs", "cycle", config_dict=dict(tiny, k_interests=3))
-    test = result["test_result"]
-    assert all(math.isfinite(v) for v in test.values())
-    assert test["hit@10"] > 0.9 > 2 * 10 / N_ITEMS
+    test = result["test_result"]  # measured: Hit@10 and NDCG@10 1.0 over seeds 2020, 1-4
+    assert test["hit@10"] == 1.0 and test["ndcg@10"] >= 0.9, test
 
 
 def test_drawn_item_to_item_weights_reproduce_the_attention():

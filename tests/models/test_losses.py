@@ -7,10 +7,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import N_ITEMS, build
+from conftest import build
 
 from recbole_sasrec import ConfigError, run_recbole
 from recbole_sasrec.models.losses import cross_entropy, gbce, sampled_softmax
+
+# The tiny cycle learned (each next item is the last one's successor): Hit@10 1.0 and NDCG@10
+# 0.9385-1.0 in every end-to-end run measured (seeds 2020, 1-4; CE, BPR, BCE, SSM, gBCE,
+# sparse updates, LightSANs, AMP, uni20; 2026-12-05); a model one position off ranks the answer
+# second (NDCG@10 0.63).
+LEARNED_NDCG10 = 0.9
 
 
 def sigmoid(x: float) -> float:
@@ -57,6 +63,29 @@ def test_gbce_by_hand():
     # a negative that is the target itself does not count
     hit = gbce(h, pos_emb, neg_emb, pos, torch.tensor([[1, 3]]), n_items, 0.0).item()
     assert hit == pytest.approx(-(math.log(sigmoid(2.0 + c)) + math.log(1 - sigmoid(-1.0 + c))))
+
+
+def test_pairwise_losses_by_hand():
+    """BPR: -log sigmoid(pos - neg); BCE (the paper's): -log sigmoid(pos) - log sigmoid(-neg);
+    each the mean over targets, the scores inner products with the item table's rows."""
+    from torch import nn
+
+    from recbole_sasrec.models.losses import BCE, BPR
+
+    table = nn.Embedding(4, 2)
+    with torch.no_grad():
+        table.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, -1.0], [2.0, 0.0]]))
+    h = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    pos, neg = torch.tensor([1, 2]), torch.tensor([3, 1])
+    # scores: target 1: pos 1, neg (item 3) 2; target 2: pos -2, neg (item 1) 2
+    log_sig = lambda x: math.log(sigmoid(x))  # noqa: E731
+    bpr = -(log_sig(1 - 2) + log_sig(-2 - 2)) / 2
+    bce = -((log_sig(1) + log_sig(-2)) + (log_sig(-2) + log_sig(-2))) / 2
+    for criterion, expected in ((BPR, bpr), (BCE, bce)):
+        loss = criterion({"loss_negatives": 1}, None)(h, pos, table, neg=neg)
+        assert loss.item() == pytest.approx(expected, rel=1e-6), criterion.name
+        pair = criterion.pair_loss(torch.tensor([1.0, -2.0]), torch.tensor([2.0, 2.0]))
+        assert pair.item() == pytest.approx(expected, rel=1e-6), criterion.name
 
 
 def test_gbce_is_least_at_its_shift_when_every_score_is_equal():
@@ -121,7 +150,8 @@ def test_sampled_losses_learn_end_to_end(tiny, loss_type, k):
     # gBCE with 16 of the 30 items per target: without the shift, it stays on the plateau
     cfg = dict(tiny, loss_type=loss_type, loss_negatives=k)
     result = run_recbole("SASRec", "cycle", config_dict=cfg, saved=False)
-    assert result["test_result"]["hit@10"] > 0.9 > 2 * 10 / N_ITEMS
+    test = result["test_result"]
+    assert test["hit@10"] == 1.0 and test["ndcg@10"] >= LEARNED_NDCG10, test
 
 
 @pytest.mark.parametrize("loss_type", ["BPR", "BCE", "SSM", "gBCE"])
@@ -204,13 +234,11 @@ def test_negatives_outside_history_only_where_they_are_drawn_per_target(tiny):
         build("SASRec", "cycle", dict(tiny, loss_type="SSM", negatives_exclude_history=True))
 
 
-RANDOM_HIT10 = 10 / N_ITEMS  # a random ranker's Hit@10 on the tiny data (full ranking)
-
-
 @pytest.mark.parametrize("loss_type", ["BPR", "BCE"])
 def test_pairwise_losses_train_end_to_end(tiny, loss_type):
     result = run_recbole("SASRec", "cycle", config_dict=dict(tiny, loss_type=loss_type))
-    assert result["test_result"]["hit@10"] > 2 * RANDOM_HIT10
+    test = result["test_result"]
+    assert test["hit@10"] == 1.0 and test["ndcg@10"] >= LEARNED_NDCG10, test
 
 
 def test_gbce_negatives_beyond_the_catalogue_are_refused(tiny):

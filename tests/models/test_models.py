@@ -73,16 +73,20 @@ def test_padding_and_batch_neighbours_do_not_change_outputs(model):
 
 
 @torch.no_grad()
-def test_scoring_in_length_groups_equals_one_padded_batch(model):
+def test_forward_equals_each_sequence_encoded_alone(model):
     """Outside training, forward encodes sequences of similar length together, each group
-    trimmed to its longest: the same states, in the batch's order, as the whole padded batch."""
+    trimmed to its longest; in training, the batch at once: both give, in the batch's order,
+    the state at the last real item of each sequence encoded alone, unpadded, at every
+    position (no last-position shortcut)."""
     lengths = torch.tensor([3, 10, 1, 7, 10, 2, 5])
     seq = random_seq(model, len(lengths), 10, seed=3)
     seq[torch.arange(10)[None, :] >= lengths[:, None]] = 0
-    whole = model.encode(seq, rows=lengths - 1, lengths=lengths)[:, 0]  # [B, D]: padded to 10
-    torch.testing.assert_close(model(seq, lengths), whole)
+    alone = torch.stack(
+        [model.encode(seq[b : b + 1, :n])[0, n - 1] for b, n in enumerate(lengths.tolist())]
+    )  # [B, D]
+    torch.testing.assert_close(model(seq, lengths), alone)
     model.train()
-    torch.testing.assert_close(model(seq, lengths), whole)  # training: one batch (no dropout)
+    torch.testing.assert_close(model(seq, lengths), alone)  # training: one batch (no dropout)
 
 
 @torch.no_grad()
@@ -122,7 +126,7 @@ def test_loss_falls_for_every_loss_and_training_mode(tiny, name, loss_type, all_
 
 def test_all_position_loss_uses_every_target(tiny):
     """CE over all positions equals the mean CE of each real position scored on its own (one
-    window a row; packed rows: tests/test_batching.py)."""
+    window a row; packed rows: tests/data/test_batching.py)."""
     _, net, train, *_ = build("SASRec", "cycle", dict(tiny, **NO_DROPOUT, train_batching="random"))
     net.eval()
     batch = next(iter(train))
