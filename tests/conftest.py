@@ -209,3 +209,37 @@ def train_gru4rec(tmp_path: Path) -> str:
     for key in ("inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob"):
         cfg.pop(key)
     return run_recbole("GRU4Rec", "cycle", config_dict=cfg)["model_file"]
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every write to a file ``atomic_open`` opens fails as on a full disk (ENOSPC)."""
+    import recbole_sasrec.core.files as files
+
+    real = files.os.fdopen
+
+    def full(fd, *args, **kwargs):
+        f = real(fd, *args, **kwargs)
+
+        def write(_):
+            raise OSError(28, "No space left on device")
+
+        f.write = write
+        return f
+
+    monkeypatch.setattr(files.os, "fdopen", full)
+
+
+def train_steps(net, batch, steps: int = 15) -> list[float]:
+    """Adam steps on one batch, the same random draws (negatives, dropout) each step so that a
+    falling loss is learning, not luck: the losses."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    losses = []
+    for _ in range(steps):
+        torch.manual_seed(0)
+        loss = net.calculate_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses

@@ -65,12 +65,7 @@ def read_metadata(folder: Path, format: str) -> dict[str, Any]:
     if missing:
         raise ArtifactError(f"{folder} is not an exported model: no {', '.join(missing)}")
     path = folder / METADATA
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(
-            f"{path}: expected JSON; found a file that does not parse ({error})"
-        ) from None
+    metadata = _read_json(path, "JSON")
     if not isinstance(metadata, dict):
         raise ArtifactError(f"{path}: expected a JSON object; found {type(metadata).__name__}")
     if metadata.get("format") != format:
@@ -82,6 +77,15 @@ def read_metadata(folder: Path, format: str) -> dict[str, Any]:
         if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
             raise ArtifactError(f"{path}: {key}={value!r}; expected {expected}")
     return metadata
+
+
+def _read_json(path: Path, expected: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ArtifactError(
+            f"{path}: expected {expected}; found a file that does not parse ({error})"
+        ) from None
 
 
 def check_hashes(folder: Path, metadata: dict, names: tuple[str, ...]) -> None:
@@ -105,12 +109,7 @@ def read_tokens(folder: Path) -> dict[str, int]:
     """``item_tokens.json``, a list of unique strings (the token of each item id), as token ->
     id (a dict, which tells repeats at no extra cost: it is what serving looks tokens up in)."""
     path = folder / TOKENS
-    try:
-        tokens = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(
-            f"{path}: expected a JSON list of item tokens; found ({error})"
-        ) from None
+    tokens = _read_json(path, "a JSON list of item tokens")
     if not isinstance(tokens, list):
         raise ArtifactError(
             f"{path}: expected a list of item tokens; found {type(tokens).__name__}"

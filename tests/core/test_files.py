@@ -9,25 +9,7 @@ import sys
 
 import pytest
 
-import recbole_sasrec.core.files as files
 from recbole_sasrec.core.files import NoSpaceError, atomic_open, temporaries
-
-
-@pytest.fixture
-def full_disk(monkeypatch):
-    """Every write to a file atomic_open opens fails as on a full disk (ENOSPC)."""
-    real = files.os.fdopen
-
-    def full(fd, *args, **kwargs):
-        f = real(fd, *args, **kwargs)
-
-        def write(_):
-            raise OSError(28, "No space left on device")
-
-        f.write = write
-        return f
-
-    monkeypatch.setattr(files.os, "fdopen", full)
 
 
 @pytest.mark.parametrize("existed", [True, False])

@@ -260,8 +260,7 @@ def test_a_data_path_given_for_an_ml_100k_checkpoint_is_read_or_refused(tmp_path
         config_from_plain(plain, str(tmp_path))
 
 
-def test_a_full_disk_at_a_save_names_the_file_and_keeps_the_last_checkpoint(tiny, monkeypatch):
-    import recbole_sasrec.core.files as files
+def test_a_full_disk_at_a_save_names_the_file_and_keeps_the_last_checkpoint(tiny, request):
     from recbole_sasrec.core.files import NoSpaceError
 
     config, model, train, valid, _ = build("SASRec", "cycle", dict(tiny, epochs=1))
@@ -269,18 +268,7 @@ def test_a_full_disk_at_a_save_names_the_file_and_keeps_the_last_checkpoint(tiny
     trainer.fit(train, valid, saved=True, show_progress=False)
     path = trainer.saved_model_file
     before = open(path, "rb").read()
-    real = files.os.fdopen
-
-    def full(fd, *args, **kwargs):
-        f = real(fd, *args, **kwargs)
-
-        def write(_):
-            raise OSError(28, "No space left on device")
-
-        f.write = write
-        return f
-
-    monkeypatch.setattr(files.os, "fdopen", full)
+    request.getfixturevalue("full_disk")  # from here on
     with pytest.raises(NoSpaceError) as error:
         trainer._save_checkpoint(1)
     assert str(error.value) == (

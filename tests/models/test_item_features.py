@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import N_ITEMS, build
+from conftest import N_ITEMS, build, train_steps
 
 from recbole_sasrec import ConfigError, run_recbole
 from recbole_sasrec.models.item_features import ItemVectors
@@ -123,15 +123,7 @@ def test_every_loss_learns_with_attributes(featured, name, loss_type):
     cfg = dict(featured, loss_type=loss_type, loss_negatives=8)
     _, net, train, *_ = build(name, "cycle", cfg)
     batch = next(iter(train))
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    losses = []
-    for _ in range(15):
-        torch.manual_seed(0)  # same negatives each step: the drop is learning, not luck
-        loss = net.calculate_loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_steps(net, batch)
     assert losses[-1] < 0.7 * losses[0], losses
     grads = [p.grad for p in net.embedding.features.parameters()]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)  # every field was trained

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import build
+from conftest import build, train_steps
 
 from recbole_sasrec.models import low_rank_attention
 from recbole_sasrec.models.layers import ACTIVATIONS, FeedForward
@@ -111,15 +111,7 @@ def test_loss_falls_for_every_loss_and_training_mode(tiny, name, loss_type, all_
         assert net.TARGET_SEQ in batch
     if loss_type != "CE" and not all_positions:
         assert net.NEG_ITEM_ID in batch  # RecBole's sampler supplied the negatives
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    losses = []
-    for _ in range(15):
-        torch.manual_seed(0)  # same negatives each step: the drop is learning, not luck
-        loss = net.calculate_loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_steps(net, batch)
     assert all(map(torch.isfinite, map(torch.tensor, losses)))
     assert losses[-1] < 0.7 * losses[0], losses
 
