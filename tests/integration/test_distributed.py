@@ -6,10 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import TESTS, TINY, build, free_port, write_cycle_dataset
+from conftest import FEATURES, TESTS, TINY, build, free_port, write_cycle_dataset, write_items
 
 from recbole_sasrec import ConfigError, load_data_and_model, run
 from recbole_sasrec.integration.trainer import get_trainer
@@ -90,8 +91,12 @@ def data(tmp_path):
     )
 
 
-@pytest.mark.parametrize("name", ["SASRec", "LightSANs"])
+@pytest.mark.parametrize("name", ["SASRec", "LightSANs-attributes"])
 def test_two_gloo_processes_under_torchrun(tmp_path, data, name):
+    if name.endswith("-attributes"):  # item vectors of ids and attributes, on both ranks alike
+        name = name.removesuffix("-attributes")
+        write_items(Path(data["data_path"]))
+        data = dict(data, selected_features=FEATURES)
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     command = [

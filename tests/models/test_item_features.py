@@ -7,30 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import N_ITEMS, build, train_steps
+from conftest import FEATURES, N_ITEMS, build, train_steps, write_items
 
 from recbole_sasrec import ConfigError, run_recbole
 from recbole_sasrec.models.item_features import ItemVectors
 
 MODELS = ["SASRec", "LightSANs"]
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
-FEATURES = ["cats", "brand", "price", "embedding"]
-
-
-def write_items(folder: Path, name: str = "cycle", skip=(), extra=()) -> None:
-    """A .item file for the tiny cycle: a token_seq, a token, a float and a float_seq field
-    per item (item 5's empty); ``skip``: items without a row; ``extra``: rows of items the log
-    never names."""
-    lines = ["item_id:token\tcats:token_seq\tbrand:token\tprice:float\tembedding:float_seq"]
-    for i in range(1, N_ITEMS + 1):
-        if i in skip:
-            continue
-        if i == 5:
-            lines.append(f"i{i}\t\t\t\t")
-            continue
-        lines.append(f"i{i}\tc{i % 3} c{i % 5 + 3}\tb{i % 4}\t{1.5 * i}\t{i % 2} {i / 7:.3f}")
-    lines += [f"{item}\tc1\tb1\t3.0\t1 0" for item in extra]
-    (folder / name / f"{name}.item").write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture
