@@ -14,8 +14,9 @@ from torch import nn
 from ..core.fields import SEGMENT_USERS, SEGMENTS, target_list_field
 from ..core.keys import Key, boolean, check_all, choice, integer, number
 from . import item_features, losses, negatives
+from .embedding import SequenceEmbedding
 from .item_features import ItemFeatures, ItemVectors
-from .layers import ACTIVATIONS, Block, Packed, SequenceEmbedding, causal_mask
+from .layers import ACTIVATIONS, Block, Packed, causal_mask
 from .losses import CRITERIA
 from .negatives import NegativeSampler
 
