@@ -238,3 +238,20 @@ def test_exported_items_carry_the_attributes(exported):
     np.testing.assert_allclose(
         Artifact.load(folder).encode([session[:6]]), eager, rtol=1e-4, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("exported", ["LightSANs-CE-attributes"], indirect=True)
+def test_batch_recommendations_and_attention_maps_carry_the_attributes(exported):
+    """Every user's top-k written in batches equals one-by-one recommendations, and the
+    attention maps of a model with attributes are those of its forward pass: rows summing to 1
+    over earlier positions only."""
+    model_file, _ = exported
+    rec = Recommender(model_file)
+    table = rec.recommend_all(k=3, batch_size=7)
+    users = list(dict.fromkeys(table["user"]))[:5]
+    for user, results in zip(users, rec.recommend(users=users, k=3), strict=True):
+        assert table[table["user"] == user]["item"].tolist() == [r.item for r in results]
+    tokens, maps = rec.attention(items=["5", "6", "7", "8"])
+    assert tokens == ["5", "6", "7", "8"] and len(maps) == 2
+    weights = maps[0]["item-to-item"] + maps[0]["position-to-position"]  # [h, T, T]
+    assert torch.triu(weights, diagonal=1).abs().max() == 0
