@@ -109,6 +109,8 @@ def worker(folder: str, threads: int, backend: str, repeats: int):
         @torch.no_grad()
         def encode(batch):
             ids, lengths = artifact.windows(batch)
+            if backend == "torchscript":  # the exported encoder: the items' vectors in
+                return model(torch.from_numpy(items[ids]), torch.from_numpy(lengths)).numpy()
             return model(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
 
     def request(batch, approximate=None):
@@ -235,7 +237,9 @@ def prepare(args, tmp: Path):
     folder = export(model_file, tmp / "artifact")
     _, model, dataset = load_model(model_file)
     ids = torch.randint(1, model.n_items, (2, 50))
-    traced = torch.jit.trace(Encoder(model.eval()).eval(), (ids, torch.tensor([50, 3])))
+    with torch.no_grad():
+        vectors = model.eval().item_vectors()[ids]  # the exported encoder's input, [2, 50, D]
+    traced = torch.jit.trace(Encoder(model).eval(), (vectors, torch.tensor([50, 3])))
     traced.save(str(folder / "encoder.pt"))
     tokens = dataset.field2id_token[dataset.iid_field]
     frame = dataset.inter_feat

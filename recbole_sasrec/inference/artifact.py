@@ -6,9 +6,9 @@
     model.recommend(["B0001", "B0042"], k=10)        # a new user's session, item tokens
     model.recommend_batch([["B0001"], ["B0007", "B0003"]], k=10, exclude=[["B0009"], []])
 
-The folder (``export.py`` writes it): ``encoder.onnx`` (a window of item ids [B, T] and its
-lengths [B] in, the user vector [B, D] out), ``items.npy`` (the item table [N, D], row 0 the
-pad), ``item_tokens.json`` (token of each id), ``metadata.json`` (model, configuration,
+The folder (``export.py`` writes it): ``encoder.onnx`` (a window of item vectors [B, T, D],
+looked up in ``items.npy``, and its lengths [B] in, the user vector [B, D] out), ``items.npy``
+(the item table [N, D] that sessions are encoded from and scored against, row 0 the pad), ``item_tokens.json`` (token of each id), ``metadata.json`` (model, configuration,
 ``MAX_ITEM_LIST_LENGTH``, data fingerprint, version, file hashes) and, if exported with an
 index, ``items.hnsw`` (faiss). Loading checks every file against ``metadata.json`` (``checks``).
 A session longer than ``MAX_ITEM_LIST_LENGTH`` keeps its most recent items, as training does;
@@ -26,7 +26,8 @@ import numpy as np
 from . import checks, topk
 from .checks import FILES, ArtifactError  # noqa: F401  (part of this module's interface)
 
-FORMAT = "recbole_sasrec-artifact/1"
+FORMAT = "recbole_sasrec-artifact/2"
+EARLIER_FORMATS = ("recbole_sasrec-artifact/1",)  # its encoder held the table and read ids
 
 
 class Artifact:
@@ -112,7 +113,8 @@ class Artifact:
         if len(checks.token_lists("sessions", sessions)) == 0:
             return np.zeros((0, self.items.shape[1]), dtype=np.float32)
         ids, lengths = self.windows(sessions)
-        return self.session.run(None, {"item_seq": ids, "lengths": lengths})[0]
+        vectors = self.items[ids]  # [B, T, D]
+        return self.session.run(None, {"item_vectors": vectors, "lengths": lengths})[0]
 
     def recommend_batch(
         self,

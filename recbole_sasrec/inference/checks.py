@@ -39,7 +39,6 @@ KEYS = {
     "files": (dict, "an object of file name -> hash"),
 }
 # parameter names of the position tables (SASRec's input embedding, LightSANs' attention)
-POSITION_TABLES = ("embedding.position.weight", "position_embedding.weight")
 
 
 class ArtifactError(ValueError):
@@ -164,20 +163,14 @@ def item_table_problem(items: np.ndarray) -> str | None:
 
 def encoder_window(folder: Path, session) -> int:
     """``max_item_list_length`` as the encoder itself knows it: its ONNX metadata (exports write
-    it), else the rows of its position table (an export from before, read with onnx)."""
+    it)."""
     props = session.get_modelmeta().custom_metadata_map
-    if "max_item_list_length" in props:
-        return int(props["max_item_list_length"])
-    import onnx
-
-    graph = onnx.load(str(folder / ENCODER)).graph
-    rows = {int(t.dims[0]) for t in graph.initializer if t.name.endswith(POSITION_TABLES)}
-    if len(rows) != 1:
+    if "max_item_list_length" not in props:
         raise ArtifactError(
-            f"{folder / ENCODER}: expected its max_item_list_length in its metadata or one "
-            f"position table; found neither: export the model again"
+            f"{folder / ENCODER}: expected its max_item_list_length in its metadata; found "
+            f"none: export the model again"
         )
-    return rows.pop()
+    return int(props["max_item_list_length"])
 
 
 def check_encoder(folder: Path, session, metadata: dict) -> None:
@@ -203,9 +196,9 @@ def check_index(folder: Path, index, items: np.ndarray) -> None:
         )
 
 
-def earlier_export_problem(folder: Path, format: str) -> str | None:
+def earlier_export_problem(folder: Path, formats: tuple[str, ...]) -> str | None:
     """Why ``folder`` is not a complete earlier export (a folder holding only the files an
-    export writes, its metadata.json of the artifact ``format``), or None if it is one."""
+    export writes, its metadata.json of one of the artifact ``formats``), or None if it is."""
     if folder.is_symlink() or not folder.is_dir():
         return "it is not a folder" if not folder.is_symlink() else "it is a symbolic link"
     entries = sorted(p.name for p in folder.iterdir())
@@ -218,8 +211,8 @@ def earlier_export_problem(folder: Path, format: str) -> str | None:
         format_found = json.loads((folder / METADATA).read_text(encoding="utf-8")).get("format")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return f"it has no readable {METADATA}"
-    if format_found != format:
-        return f"its {METADATA} has format {format_found!r}, not {format}"
+    if format_found not in formats:
+        return f"its {METADATA} has format {format_found!r}, not {' or '.join(formats)}"
     return None
 
 

@@ -26,7 +26,7 @@ from ..integration.checkpoint import data_fingerprint, package_version
 from ..integration.quick_start import load_model
 from ..integration.registry import is_ours
 from . import checks
-from .artifact import FORMAT, Artifact
+from .artifact import EARLIER_FORMATS, FORMAT, Artifact
 from .output import reporting_full_disk
 from .topk import ApproximateIndex, _faiss
 
@@ -35,20 +35,17 @@ TOLERANCE = 1e-4  # exported scores within this relative distance of the eager m
 
 
 class Encoder(nn.Module):
-    """item_seq [B, T], lengths [B] -> the state after each sequence's last item [B, D], every
-    sequence encoded whole (the eager model's length groups are control flow ONNX cannot hold).
-    Items enter as their vectors in ``items.npy`` (id row plus attributes), a constant of the
-    graph: the attributes' own layers need not be exported."""
+    """item_vectors [B, T, D] (the session's items looked up in ``items.npy``), lengths [B] ->
+    the state after each sequence's last item [B, D], every sequence encoded whole (the eager
+    model's length groups are control flow ONNX cannot hold). The item table stays outside the
+    graph: one copy in the folder, and a table that can grow by new items."""
 
     def __init__(self, model):
         super().__init__()
-        self.model = model.eval()  # the table without item_id_dropout's training draws
-        with torch.no_grad():
-            self.register_buffer("items", model.item_vectors(), persistent=False)
+        self.model = model
 
-    def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        rows = lengths - 1
-        return self.model.encode(item_seq, rows, lengths=lengths, vectors=self.items)[:, 0]
+    def forward(self, item_vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(item_vectors, lengths - 1, lengths=lengths)[:, 0]
 
 
 def _check_out(out: Path, replace: bool) -> None:
@@ -63,7 +60,7 @@ def _check_out(out: Path, replace: bool) -> None:
     if out.exists() or out.is_symlink():
         if not replace:
             raise ConfigError(f"out={str(out)!r} exists; allowed: another folder, or --replace")
-        if problem := checks.earlier_export_problem(out, FORMAT):
+        if problem := checks.earlier_export_problem(out, (FORMAT, *EARLIER_FORMATS)):
             raise ConfigError(
                 f"out={str(out)!r} is not a folder an export wrote ({problem}): --replace "
                 f"replaces only an earlier export; allowed: another folder, or remove it yourself"
@@ -149,12 +146,14 @@ def _write_encoder(model, max_len: int, hidden_size: int, path: Path) -> None:
     """The encoder as ONNX at ``path``, its window and width in its own metadata (the
     artifact's loader holds ``metadata.json`` to them)."""
     seq = torch.randint(1, model.n_items, (3, max_len), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        vectors = model.item_vectors()[seq]  # [3, L, D]
     lengths = torch.tensor([max_len, max(1, max_len // 2), 1])
     encoder = Encoder(model).eval()  # the exporter restores the mode it finds, recursively
     with warnings.catch_warnings():  # the tracer's notes on shapes the exporter keeps dynamic
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
-        _onnx_export(encoder, seq, lengths, path)
+        _onnx_export(encoder, vectors, lengths, path)
     import onnx
 
     graph = onnx.load(str(path))
@@ -163,14 +162,14 @@ def _write_encoder(model, max_len: int, hidden_size: int, path: Path) -> None:
     onnx.save(graph, str(path))
 
 
-def _onnx_export(encoder: Encoder, seq, lengths, path: Path) -> None:
+def _onnx_export(encoder: Encoder, vectors, lengths, path: Path) -> None:
     torch.onnx.export(
         encoder,
-        (seq, lengths),
+        (vectors, lengths),
         str(path),
-        input_names=["item_seq", "lengths"],
+        input_names=["item_vectors", "lengths"],
         output_names=["user"],
-        dynamic_axes={"item_seq": {0: "batch", 1: "length"}, "lengths": {0: "batch"}},
+        dynamic_axes={"item_vectors": {0: "batch", 1: "length"}, "lengths": {0: "batch"}},
         opset_version=OPSET,
         dynamo=False,
     )

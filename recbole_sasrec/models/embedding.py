@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .item_features import ItemFeatures, ItemVectors
@@ -64,15 +63,15 @@ class SequenceEmbedding(nn.Module):
         self,
         item_seq: torch.Tensor,
         positions: torch.Tensor | None = None,
-        vectors: nn.Embedding | ItemVectors | torch.Tensor | None = None,
+        vectors: nn.Embedding | ItemVectors | None = None,
     ) -> torch.Tensor:
         """item_seq [B, T] -> [B, T, D]; ``positions`` [B, T] (0..T-1 if not given);
-        ``vectors``: the step's item table (``vectors()`` if not given), or a fixed [N, D]
-        tensor of item vectors (an exported encoder's)."""
-        vectors = self.vectors() if vectors is None else vectors
-        if isinstance(vectors, torch.Tensor):
-            x = F.embedding(item_seq, vectors)
-        elif isinstance(vectors, ItemVectors):
+        ``vectors``: the step's item table (``vectors()`` if not given). ``item_seq`` may be
+        the items' vectors already, [B, T, D] floats: an exported encoder's input, which the
+        serving side looks up in its own table (that can grow by new items)."""
+        if item_seq.is_floating_point():
+            x = item_seq
+        elif (vectors := self.vectors() if vectors is None else vectors) is not self.item:
             x = vectors.rows(item_seq)
         else:
             x = self.item(item_seq)

@@ -190,19 +190,25 @@ def test_fewer_rows_and_tokens_alike_still_disagree_with_the_encoder_window(fold
     )
 
 
-def test_an_encoder_exported_before_it_recorded_its_window_tells_it_by_its_position_table(
-    folder,
-):
+def test_an_encoder_without_its_window_in_its_metadata_is_refused(folder):
     def strip(path):
         model = onnx.load(str(path))
         del model.metadata_props[:]
         onnx.save(model, str(path))
 
     rewrite(folder, "encoder.onnx", strip, rehash=True)
-    assert Artifact.load(folder).max_len == L
-    edit_metadata(folder, max_item_list_length=5)
-    with pytest.raises(ArtifactError, match="max_item_list_length=5, but encoder.onnx was"):
+    with pytest.raises(ArtifactError, match=r"encoder.onnx: expected its max_item_list_length"):
         Artifact.load(folder)
+
+
+def test_an_export_of_the_earlier_format_is_refused_but_may_be_replaced(folder):
+    """Format 1's encoder read item ids from a table of its own; this loader gives the encoder
+    the items' vectors: such a folder must be exported again, and ``--replace`` may do so."""
+    edit_metadata(folder, format="recbole_sasrec-artifact/1")
+    with pytest.raises(ArtifactError, match=r"format 'recbole_sasrec-artifact/1'; allowed: "):
+        Artifact.load(folder)
+    formats = ("recbole_sasrec-artifact/2", "recbole_sasrec-artifact/1")
+    assert checks.earlier_export_problem(folder, formats) is None
 
 
 # ---- metadata.json ---------------------------------------------------------------------------
@@ -217,7 +223,7 @@ def test_an_encoder_exported_before_it_recorded_its_window_tells_it_by_its_posit
         ({"model": None}, "no 'model'; expected the keys"),
         ({"dataset": None}, "no 'dataset'; expected the keys"),
         ({"max_item_list_length": None}, "no 'max_item_list_length'; expected the keys"),
-        ({"format": "other/1"}, "format 'other/1'; allowed: recbole_sasrec-artifact/1"),
+        ({"format": "other/1"}, "format 'other/1'; allowed: recbole_sasrec-artifact/2"),
     ],
 )
 def test_metadata_is_checked_key_by_key(folder, changes, message):

@@ -127,7 +127,8 @@ NOT_EXPORTS = {
     "an empty folder": (lambda t: mkdir(t / "model_dir"), "it has no readable metadata.json"),
     "another format": (
         lambda t: write(mkdir(t / "model_dir") / "metadata.json", '{"format": "other/2"}').parent,
-        "its metadata.json has format 'other/2', not recbole_sasrec-artifact/1",
+        "its metadata.json has format 'other/2', not recbole_sasrec-artifact/2 or "
+        "recbole_sasrec-artifact/1",
     ),
 }
 
