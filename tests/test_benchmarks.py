@@ -116,6 +116,7 @@ SCRIPTS = [
     ("scale", [], ["scale.png"], []),
     ("serving", ["--data", "x.txt"], ["serving.md"], ["prepare"]),
     ("shapes", [], ["shapes.md"], ["make", "run_worker"]),
+    ("anomaly", [], None, ["prepare"]),
     ("attributes_cost", ["--data", "x.txt", "--attributes", "a.json"], None, ["convert"]),
     ("item_table", ["A=a.pth"], None, ["item_table"]),  # last: it has no default output
 ]

@@ -54,8 +54,10 @@ def test_a_recbole_data_set_is_downloaded_and_trained_on(tmp_path, zip_server, m
     monkeypatch.setitem(download._urls(), "ml-1m", f"{zip_server}/ml-1m.zip")
     cfg = dict(TINY, data_path=str(tmp_path / "data"), epochs=2)
     result = run_recbole("SASRec", "ml-1m", config_dict=cfg, saved=False)
-    assert (tmp_path / "data" / "ml-1m" / "ml-1m.inter").is_file()
-    assert result["test_result"]["hit@10"] > 0
+    with zipfile.ZipFile(tmp_path / "served" / "ml-1m.zip") as archive:
+        served = archive.read("ml-1m.inter")
+    assert (tmp_path / "data" / "ml-1m" / "ml-1m.inter").read_bytes() == served
+    assert set(result["test_result"]) >= {"hit@10", "ndcg@10"}  # trained and tested on it
     # a broken download leaves nothing a later run would read
     monkeypatch.setitem(download._urls(), "ml-1m", f"{zip_server}/broken.zip")
     cfg["data_path"] = str(tmp_path / "other")

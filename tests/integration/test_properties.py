@@ -72,7 +72,11 @@ def test_installed_wheel_carries_the_property_files(tmp_path):
 
 @pytest.mark.parametrize(
     "files",
-    [["presets/sasrec-paper.yaml"], ["presets/short-histories.yaml", "hyper/literature.yaml"]],
+    [
+        ["presets/sasrec-paper.yaml"],
+        ["presets/short-histories.yaml", "hyper/literature.yaml"],
+        ["presets/short-histories.yaml", "presets/attributes.yaml", "hyper/literature.yaml"],
+    ],
 )
 @pytest.mark.parametrize("name", list(MODELS))
 def test_presets_hold_only_keys_that_are_read_with_allowed_values(name, files):
