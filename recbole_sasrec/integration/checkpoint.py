@@ -176,7 +176,15 @@ def load_weights(model: torch.nn.Module, state_dict: dict, model_file: str) -> N
     """``model.load_state_dict(state_dict)``, or ``ConfigError`` naming the weights that the
     model built from the checkpoint's configuration does not have, or has in another shape."""
     own = model.state_dict()
-    lines = [f"{k}: missing from the file" for k in own if k not in state_dict]
+    # buffers a module fills in itself when an older file lacks them (``optional_buffers``)
+    optional = {
+        f"{prefix}.{name}" if prefix else name
+        for prefix, module in model.named_modules()
+        for name in getattr(module, "optional_buffers", ())
+    }
+    lines = [
+        f"{k}: missing from the file" for k in own if k not in state_dict and k not in optional
+    ]
     lines += [f"{k}: not in the model" for k in state_dict if k not in own]
     lines += [
         f"{k}: {list(v.shape)} in the file, {list(own[k].shape)} built"

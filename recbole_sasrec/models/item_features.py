@@ -15,12 +15,14 @@ ONNX export and top-k search work unchanged. (What was tried and chosen on valid
 docs/design.md, "Item attributes".)
 
 The feature values are buffers of the model (and so of its checkpoint): the model scores with
-the attributes it trained with, whatever file is read later. Row 0, the pad item, is zero.
+the attributes it trained with, whatever file is read later. Row 0, the pad item, is zero. So are
+each float field's training mean and std, with which ``vectors`` standardises the floats of items
+added after training (new items: their vector is the attribute part alone, no id row).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +93,9 @@ class ItemFeatures(nn.Module):
     def __init__(self, fields: Sequence[tuple[str, FeatureType, torch.Tensor, int]], D: int):
         super().__init__()
         self.names = [name for name, *_ in fields]
+        self.floats = [name for name, ftype, *_ in fields if ftype in FLOATS]
+        # buffers a checkpoint written before they existed lacks (``_load_from_state_dict``)
+        self.optional_buffers = [f"{name}_{s}" for name in self.floats for s in ("mean", "std")]
         self.tables = nn.ModuleDict()
         for name, ftype, values, vocabulary in fields:
             values = values.reshape(len(values), -1)  # [N, S]
@@ -101,11 +106,20 @@ class ItemFeatures(nn.Module):
             else:
                 values = values.float()
                 real = values[1:]
-                mean, std = real.mean(0), real.std(0, unbiased=False).clamp(min=1e-6)
+                mean, std = real.mean(0), real.std(0, unbiased=False).clamp(min=1e-6)  # [S]
                 standard = (values - mean) / std
                 standard[0] = 0.0  # the pad item
                 self.register_buffer(f"{name}_values", standard)
+                self.register_buffer(f"{name}_mean", mean)
+                self.register_buffer(f"{name}_std", std)
                 self.tables[name] = nn.Linear(values.size(1), D, bias=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint written before the floats' statistics were saved: NaN, which ``vectors``
+        # refuses (the model scores its own items as before; new items' floats need them)
+        for name in self.optional_buffers:
+            state_dict.setdefault(prefix + name, torch.full_like(getattr(self, name), torch.nan))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
     def from_dataset(cls, dataset, names: Sequence[str], D: int) -> ItemFeatures | None:
@@ -158,17 +172,61 @@ class ItemFeatures(nn.Module):
             losses.append(F.binary_cross_entropy_with_logits(logits, labels))
         return torch.stack(losses).mean() if losses else h.new_zeros(())
 
-    def forward(self, ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Attribute vectors of items ids [...] -> [..., D]; None: every item, [N, D]."""
+    def _sum(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The sum over fields of their vectors, from each field's values [n, S] (token ids, 0
+        the pad; standardised floats) -> [n, D]."""
         out = None
         for name in self.names:
-            values = self.values(name)
-            picked = values if ids is None else values[ids.reshape(-1)]  # [n, S]
-            table = self.tables[name]
-            v = table(picked) if isinstance(table, nn.EmbeddingBag) else table(picked)
+            v = self.tables[name](values[name])  # EmbeddingBag: the mean; Linear: x @ W.T
             out = v if out is None else out + v
+        return out
+
+    def forward(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Attribute vectors of items ids [...] -> [..., D]; None: every item, [N, D]."""
+        values = {name: self.values(name) for name in self.names}  # [N, S] each
+        if ids is not None:
+            values = {name: v[ids.reshape(-1)] for name, v in values.items()}  # [n, S]
+        out = self._sum(values)
         shape = (len(out),) if ids is None else ids.shape
         return out.view(*shape, -1)
+
+    def vectors(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Attribute vectors [n, D] of items the model has no row for (new items), from their
+        values, per selected field [n, S]: token ids of the field's vocabulary (0, the pad,
+        left out of the mean: an item without tokens gets the zero vector), or raw floats,
+        standardised here with the training mean and std (NaN, a missing value: the training
+        mean, as RecBole fills a missing float). The code ``forward`` sums with."""
+        missing = [name for name in self.names if name not in values]
+        if missing:
+            raise ValueError(f"no values of the selected fields {missing}; given {list(values)}")
+        standard = dict(values)
+        for name in self.floats:
+            mean, std = self.statistics(name)
+            x = values[name].to(mean.device, torch.float32).reshape(len(values[name]), -1)
+            if x.size(1) != self.tables[name].in_features:
+                raise ValueError(
+                    f"{name}: {x.size(1)} values an item; the model was trained with "
+                    f"{self.tables[name].in_features}"
+                )
+            standard[name] = torch.nan_to_num((x - mean) / std, nan=0.0)
+        for name in self.names:
+            if name not in self.floats:
+                tokens = values[name].to(self.tables[name].weight.device, torch.long)
+                standard[name] = tokens.reshape(len(tokens), -1)
+        return self._sum(standard)
+
+    def statistics(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training mean and std [S] of float field ``name``; a ``ConfigError`` if the
+        checkpoint predates them."""
+        mean, std = getattr(self, f"{name}_mean"), getattr(self, f"{name}_std")
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+            raise ConfigError(
+                f"selected_features: float field {name!r} has no training mean and std in this "
+                f"checkpoint (written before they were saved), so a new item's {name} cannot be "
+                f"standardised as training did; allowed: a checkpoint trained by this version, or "
+                f"a model whose selected_features are token or token_seq fields"
+            )
+        return mean, std
 
 
 class ItemVectors:

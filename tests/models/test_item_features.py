@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import FEATURES, N_ITEMS, build, train_steps, write_items
@@ -83,6 +84,40 @@ def test_field_vectors_are_their_tokens_mean_and_standardised_floats(featured):
     assert price[0].item() == 0.0
     torch.testing.assert_close(price[1:].mean(), torch.tensor(0.0), atol=1e-5, rtol=0)
     torch.testing.assert_close(price[1:].std(unbiased=False), torch.tensor(1.0), atol=1e-4, rtol=0)
+
+
+def raw_values(features, ids: list[int], tokens) -> dict[str, torch.Tensor]:
+    """The values of items ``ids`` as their .item file gives them (``write_items``: item "ik"
+    has price 1.5 k and embedding [k % 2, k / 7]): token ids, and the floats unstandardised."""
+    k = [int(tokens[i][1:]) for i in ids]
+    return {
+        "cats": features.values("cats")[ids],
+        "brand": features.values("brand")[ids],
+        "price": torch.tensor([[1.5 * n] for n in k]),
+        "embedding": torch.tensor([[n % 2, float(f"{n / 7:.3f}")] for n in k]),
+    }
+
+
+def test_new_items_vectors_from_raw_values_are_the_attribute_part_forward_gives(featured):
+    _, net, train, *_ = build("SASRec", "cycle", featured)
+    features = net.embedding.features
+    tokens = train._dataset.field2id_token["item_id"]
+    ids = [int(np.flatnonzero(tokens == t)[0]) for t in ("i7", "i8")]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            features.vectors(raw_values(features, ids, tokens)), features(torch.tensor(ids))
+        )
+        # the floats are standardised with the training mean and std, carried as buffers
+        assert {"price_mean", "price_std", "embedding_mean", "embedding_std"} <= {
+            name.split(".")[-1] for name in net.state_dict()
+        }
+        missing = raw_values(features, ids[:1], tokens)
+        missing["price"] = torch.tensor([[torch.nan]])  # a missing float: the training mean
+        at_mean = dict(missing, price=features.price_mean[None])
+        torch.testing.assert_close(features.vectors(missing), features.vectors(at_mean))
+        no_tokens = dict(missing, cats=torch.zeros(1, 2, dtype=torch.long))  # pads only
+        expected = features.vectors(missing) - features.tables["cats"](missing["cats"])
+        torch.testing.assert_close(features.vectors(no_tokens), expected)
 
 
 @pytest.mark.parametrize("name", MODELS)
