@@ -22,7 +22,9 @@ from pathlib import Path
 from ..core.files import atomic_open
 
 
-def _read_json(path: Path, error: type[ValueError]) -> dict[str, list[str]]:
+def read_attribute_json(path: Path, error: type[ValueError]) -> dict[str, list[str]]:
+    """The attribute JSON: item token -> its attribute tokens (as strings, each once, in order);
+    ``error`` names the file, line and column of what does not parse."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as failure:
@@ -92,7 +94,7 @@ def write_item_file(
         raise error(f"field={field!r}; allowed: a field name without spaces or ':', not item_id")
     if target.exists() and not replace:
         raise error(f"{target} exists; allowed: --replace (replace=True) to overwrite it")
-    attributes = _read_json(Path(input_file), error)
+    attributes = read_attribute_json(Path(input_file), error)
     items = _log_items(inter, error)
     without = sum(1 for item in items if not attributes.get(item))
     unseen = len(set(attributes) - set(items))
