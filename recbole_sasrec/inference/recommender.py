@@ -18,7 +18,7 @@ from ..core.keys import ConfigError
 from ..data.arrays import gather_windows, ranks
 from ..integration.quick_start import load_model
 from ..integration.registry import is_ours
-from . import checks, topk
+from . import checks, new_items, topk
 from .output import check_output, read_titles, write_frames
 
 
@@ -42,6 +42,7 @@ class Recommender:
     needs full unpickling (which runs code the file holds: only for a file you trust). A model
     whose item table is all zeros (or not finite) is refused: every score would be the same.
     Users, items and sequences are lists of tokens: a string in a list's place is refused.
+    ``add_items`` adds items never seen in training, from their attributes alone.
     """
 
     def __init__(self, model_file: str, data_path: str | None = None, allow_pickle: bool = False):
@@ -56,6 +57,7 @@ class Recommender:
         self.max_len = self.config["MAX_ITEM_LIST_LENGTH"]
         self._item_token_id = self.dataset.field2token_id[self.iid_field]
         self._item_tokens = self.dataset.field2id_token[self.iid_field]
+        self._vectors = None  # the item table as the encoder's input, on the model's device
         self._user_tokens = self.dataset.field2id_token[self.uid_field]
         self._csr = None
         self._titles = None
@@ -112,6 +114,34 @@ class Recommender:
             )
         return [self._item_token_id[str(i)] for i in items]
 
+    def add_items(self, path: str | os.PathLike, format: str | None = None) -> list[str]:
+        """Add the items of ``path`` to the catalogue, each with its attributes' vector alone
+        (no trained id row): from then on they are ranked for every user and may appear in
+        item sequences. ``path``: a RecBole ``.item`` file holding the model's selected fields
+        (others ignored), or the attribute JSON (item -> list of tokens, for a model whose one
+        selected field is a token field); ``format`` 'item' or 'json', None: ``.json`` by its
+        suffix. An attribute value never seen in training is left out of its item's vector
+        (one warning counts them). Refused, before anything is added: a model without
+        attributes, an empty file, a selected field missing, an item listed twice or already
+        in the catalogue, an item with no value the model knows. Returns the added tokens."""
+        new = new_items.read_for_model(
+            self.model_file,
+            self.config,
+            self.model,
+            self.dataset,
+            path,
+            self._item_token_id,
+            format,
+        )
+        vectors = new_items.vectors_for_model(self.model, new)  # [n, D]
+        first = len(self._item_tokens)
+        token_id = dict(self._item_token_id)  # the data set's own map stays as it was
+        token_id.update((t, first + i) for i, t in enumerate(new.tokens))
+        self._table = np.concatenate([self._table, vectors])
+        self._item_tokens = np.concatenate([self._item_tokens, np.asarray(new.tokens)])
+        self._item_token_id, self._vectors = token_id, None
+        return new.tokens
+
     def _batch(self, items: np.ndarray, start: np.ndarray, end: np.ndarray) -> dict:
         """The model's input for sequences ``items[start_b:end_b]``, each cut to its most recent
         MAX_ITEM_LIST_LENGTH items: [B, L] item ids (0-padded on the right) and lengths [B]."""
@@ -135,13 +165,20 @@ class Recommender:
         return self._titles.get(item)
 
     def _check_k(self, k: int, seen: int = 0, who: str = "") -> None:
-        n_items = self.model.n_items - 1  # item id 0 is padding
+        n_items = len(self._item_tokens) - 1  # item id 0 is padding; added items count
         if k > n_items - seen:
             unseen = f", {n_items - seen} of them not in the history of {who}" if seen else ""
             raise ValueError(
                 f"k={k} is larger than the number of items that can be recommended: the data "
                 f"set has {n_items} items{unseen}; allowed: k <= {n_items - seen}"
             )
+
+    def _input(self, seq: torch.Tensor) -> torch.Tensor:
+        """Item ids [B, T] -> their rows of the item table [B, T, D], the encoder's input (the
+        same vectors the model looks up itself, and rows of items added since training)."""
+        if self._vectors is None:
+            self._vectors = torch.from_numpy(self._table).to(self.config["device"])
+        return self._vectors[seq.to(self._vectors.device)]
 
     @torch.no_grad()
     def _top(self, batch: dict, seen_rows, seen_items, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +187,9 @@ class Recommender:
         its dense ``full_sort_predict`` [B, n_items]."""
         excluded = (np.asarray(seen_rows, np.int64), np.asarray(seen_items, np.int64))
         if is_ours(type(self.model)):
-            users = self.model(batch[self.model.ITEM_SEQ], batch[self.model.ITEM_SEQ_LEN])
+            users = self.model(
+                self._input(batch[self.model.ITEM_SEQ]), batch[self.model.ITEM_SEQ_LEN]
+            )
             return topk.exact(users.float().cpu().numpy(), self._table, k, excluded)
         scores = self.model.full_sort_predict(batch).float().cpu()  # [B, n_items]
         scores[:, 0] = -torch.inf
@@ -302,7 +341,7 @@ class Recommender:
             )
         ids = self.history(user) if user is not None else self.item_ids(items)
         ids = ids[-self.max_len :]
-        maps = self.model.attention_maps(torch.tensor([ids], device=self.config["device"]))
+        maps = self.model.attention_maps(self._input(torch.tensor([ids])))
         tokens = self._item_tokens[np.asarray(ids)].tolist()
         return tokens, [{name: w[0].cpu() for name, w in block.items()} for block in maps]
 

@@ -208,10 +208,11 @@ class SelfAttentiveRecommender(SequentialRecommender):
 
     @torch.no_grad()
     def attention_maps(self, item_seq: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """Every block's attention weights for item_seq [B, T], one dict per block (e.g.
+        """Every block's attention weights for item_seq [B, T] (or the items' vectors [B, T, D],
+        as ``SequenceEmbedding.forward`` reads them), one dict per block (e.g.
         ``{"self-attention": [B, h, T, T]}``)."""
         maps, T = [], item_seq.size(1)
-        full = item_seq.new_full((len(item_seq),), T)
+        full = torch.full((len(item_seq),), T, device=item_seq.device)
         packed = Packed.from_end(full, T) if self.positions_from_end else None
         x = self.embedding(item_seq, None if packed is None else packed.positions)
         for block in self.blocks:

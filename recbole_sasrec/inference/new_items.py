@@ -1,0 +1,91 @@
+"""New items for a trained model with item attributes: their file read through the model's
+vocabularies (``data.new_items``), their vectors computed by the model (``ItemFeatures.vectors``).
+
+A new item's vector is its attributes' part alone: it has no trained id row (the id part is
+zero). A model trained with ``item_id_dropout`` > 0 has learned to score items from that part
+alone; without it, every trained item's score leaned on its id row too (docs/design.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from ..core.keys import ConfigError
+from ..data.new_items import Field, NewItems, read_new_items
+from ..integration.registry import is_ours
+
+
+def features_of(model):
+    """The model's ``ItemFeatures``, or None (no attributes, or not one of our models)."""
+    if not is_ours(type(model)):
+        return None
+    return getattr(model.embedding, "features", None)
+
+
+def fields_of(features, dataset) -> list[Field]:
+    """The selected fields as the model was trained with them (``data.new_items.Field``)."""
+    fields = []
+    for name in features.names:
+        ftype = dataset.field2type[name].value
+        if name in features.floats:
+            fields.append(Field(name, ftype, width=features.tables[name].in_features))
+        else:
+            fields.append(Field(name, ftype, vocabulary=dataset.field2token_id[name]))
+    return fields
+
+
+def read_for_model(
+    model_file: str,
+    config,
+    model,
+    dataset,
+    path: str | os.PathLike,
+    catalogue: dict[str, int],
+    format: str | None = None,
+) -> NewItems:
+    """The new items of ``path`` for ``model`` (refused, naming ``model_file``, if it has no
+    item attributes), read with the data set's item field, separators and encoding."""
+    features = features_of(model)
+    if features is None:
+        raise ConfigError(
+            f"{path}: model_file={model_file!r} ({config['model']}) reads no item attributes "
+            f"(selected_features: {list(config['selected_features'] or [])}), so a new item "
+            f"has nothing to compute its vector from; allowed: a model trained with "
+            f"selected_features (best also with item_id_dropout > 0)"
+        )
+    if rescaled := _rescaled(config, features):
+        raise ConfigError(
+            f"{path}: model_file={model_file!r} read the float field(s) {rescaled} as RecBole "
+            f"rescaled them (normalize_all, normalize_field or discretization), a scale a new "
+            f"item's raw values cannot be put on; allowed: a model trained without rescaling "
+            f"its selected float fields"
+        )
+    return read_new_items(
+        path,
+        dataset.iid_field,
+        fields_of(features, dataset),
+        catalogue,
+        format,
+        config["field_separator"],
+        config["seq_separator"],
+        config["encoding"],
+    )
+
+
+def _rescaled(config, features) -> list[str]:
+    """Float fields RecBole rescaled by the training data's range before the model saw them."""
+    scaled = set(config["normalize_field"] or []) | set(config["discretization"] or {})
+    if config["normalize_all"]:
+        scaled |= set(features.floats)
+    return [name for name in features.floats if name in scaled]
+
+
+@torch.no_grad()
+def vectors_for_model(model, new: NewItems) -> np.ndarray:
+    """The new items' vectors [n, D] (float32): their attributes' part, no id row."""
+    features = features_of(model)
+    values = {name: torch.from_numpy(v) for name, v in new.values.items()}
+    return features.vectors(values).float().cpu().numpy()
