@@ -8,6 +8,8 @@ python -m recbole_sasrec convert --input ratings.txt --format sasrec --name myda
 python -m recbole_sasrec convert --input item2attributes.json --format attributes --name mydata \
     --out data/                                  # the .item file beside mydata.inter
 python -m recbole_sasrec export --model-file saved/SASRec-....pth --out model_dir/ [--ann]
+python -m recbole_sasrec export --model-file saved/SASRec-....pth --out model_dir/ \
+    --items new.item                             # with items never seen in training
 """
 
 from __future__ import annotations
@@ -141,7 +143,14 @@ def _export(args) -> None:
     from .inference.export import export
 
     path = export(
-        args.model_file, args.out, args.data_path, args.allow_pickle, args.ann, args.replace
+        args.model_file,
+        args.out,
+        args.data_path,
+        args.allow_pickle,
+        args.ann,
+        args.replace,
+        args.items,
+        args.items_format,
     )
     print(f"wrote {path}: " + ", ".join(sorted(p.name for p in path.iterdir())))
     print(f"serve with: Artifact.load({str(path)!r}) (recbole_sasrec.inference.artifact)")
@@ -212,6 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ann", action="store_true", help="also a faiss index (approximate top-k)")
     p.add_argument(
         "--replace", action="store_true", help="overwrite --out if it is an earlier export"
+    )
+    p.add_argument(
+        "--items",
+        default=None,
+        help="new items' attributes (.item file, or attribute JSON): added to the table",
+    )
+    p.add_argument(
+        "--items-format", choices=("item", "json"), default=None, help="default: by suffix"
     )
 
     args = parser.parse_args(argv)

@@ -8,11 +8,14 @@
 
 The folder (``export.py`` writes it): ``encoder.onnx`` (a window of item vectors [B, T, D],
 looked up in ``items.npy``, and its lengths [B] in, the user vector [B, D] out), ``items.npy``
-(the item table [N, D] that sessions are encoded from and scored against, row 0 the pad), ``item_tokens.json`` (token of each id), ``metadata.json`` (model, configuration,
-``MAX_ITEM_LIST_LENGTH``, data fingerprint, version, file hashes) and, if exported with an
-index, ``items.hnsw`` (faiss). Loading checks every file against ``metadata.json`` (``checks``).
-A session longer than ``MAX_ITEM_LIST_LENGTH`` keeps its most recent items, as training does;
-its items are left out of its recommendations unless ``exclude_seen=False``.
+(the item table [N, D] that sessions are encoded from and scored against, row 0 the pad),
+``item_tokens.json`` (token of each id), ``metadata.json`` (model, configuration,
+``MAX_ITEM_LIST_LENGTH``, data fingerprint, version, file hashes), if exported with an index
+``items.hnsw`` (faiss), and for a model with item attributes ``attributes.json`` and
+``attributes.npz`` (``attribute_tables.py``: what ``add_items`` computes new items' vectors
+with). Loading checks every file against ``metadata.json`` (``checks``). A session longer than
+``MAX_ITEM_LIST_LENGTH`` keeps its most recent items, as training does; its items are left out
+of its recommendations unless ``exclude_seen=False``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.keys import ConfigError
+from ..data.new_items import read_new_items
 from . import checks, topk
+from .attribute_tables import AttributeTables
 from .checks import FILES, ArtifactError  # noqa: F401  (part of this module's interface)
 
 FORMAT = "recbole_sasrec-artifact/2"
@@ -33,9 +39,19 @@ EARLIER_FORMATS = ("recbole_sasrec-artifact/1",)  # its encoder held the table a
 class Artifact:
     """An exported model: ``encode`` sessions into user vectors, ``recommend`` top-k tokens."""
 
-    def __init__(self, folder, session, items, token_id: dict[str, int], metadata, index=None):
+    def __init__(
+        self,
+        folder,
+        session,
+        items,
+        token_id: dict[str, int],
+        metadata,
+        index=None,
+        attributes=None,
+    ):
         self.folder, self.session, self.items = Path(folder), session, items
         self.token_id, self.metadata, self.index = token_id, metadata, index
+        self.attributes: AttributeTables | None = attributes
         self.tokens = list(token_id)  # the token of each id, in id order
         self.max_len = metadata["max_item_list_length"]
 
@@ -78,7 +94,43 @@ class Artifact:
         if approximate:
             index = topk.ApproximateIndex.read(folder / checks.INDEX, items)
             checks.check_index(folder, index.index, items)
-        return cls(folder, session, items, token_id, metadata, index)
+        return cls(folder, session, items, token_id, metadata, index, _attributes(folder, metadata))
+
+    def add_items(self, path: str | os.PathLike, format: str | None = None) -> list[str]:
+        """Add the items of ``path`` to the catalogue with their attributes' vectors alone (no
+        trained id row), as ``Recommender.add_items`` does, in NumPy: they are ranked for every
+        session and may appear in sessions. ``path``: a RecBole ``.item`` file with the model's
+        selected fields, or the attribute JSON; ``format`` 'item' or 'json' (None: by suffix).
+        The approximate index, if loaded, takes them too. In memory only (the folder is left as
+        it is); not while other threads use this ``Artifact``. Refused, before anything is
+        added, as ``Recommender.add_items`` refuses. Returns the added tokens."""
+        if self.attributes is None:
+            raise ConfigError(
+                f"{path}: {self.folder} has no attribute tables ({checks.ATTRIBUTES}, "
+                f"{checks.ATTRIBUTE_TABLES}), so a new item has nothing to compute its vector "
+                f"from; allowed: a folder exported from a model trained with selected_features "
+                f"(and, for float fields, saved with their training mean and std)"
+            )
+        a = self.attributes
+        new = read_new_items(
+            path,
+            a.item_field,
+            a.fields,
+            self.token_id,
+            format,
+            a.field_separator,
+            a.seq_separator,
+            a.encoding,
+        )
+        vectors = a.vectors(new.values)  # [n, D]
+        items = np.concatenate([self.items, vectors])
+        if self.index is not None:
+            self.index.add(vectors, items)
+        first = len(self.tokens)
+        self.tokens += new.tokens  # tokens first: no id without its token
+        self.items = items
+        self.token_id.update((t, first + i) for i, t in enumerate(new.tokens))
+        return new.tokens
 
     # ---- inputs ----------------------------------------------------------------------------
     def item_ids(self, tokens: Sequence[str]) -> np.ndarray:
@@ -166,3 +218,19 @@ class Artifact:
         session = checks.tokens("session", session)
         exclude = checks.tokens("exclude", exclude)
         return self.recommend_batch([session], k, [exclude], exclude_seen)[0]
+
+
+def _attributes(folder: Path, metadata: dict) -> AttributeTables | None:
+    """The folder's attribute tables, checked, if it was exported with them."""
+    names = (checks.ATTRIBUTES, checks.ATTRIBUTE_TABLES)
+    listed = [name for name in names if name in metadata["files"]]
+    if not listed:
+        return None
+    present = [name for name in names if (folder / name).is_file()]
+    if len(listed) < len(names) or len(present) < len(names):
+        raise ArtifactError(
+            f"{folder}: expected both {' and '.join(names)}, listed in metadata.json and "
+            f"present; found listed: {', '.join(listed)}; present: {', '.join(present) or 'none'}"
+        )
+    checks.check_hashes(folder, metadata, names)
+    return AttributeTables.read(folder, metadata["hidden_size"])

@@ -27,8 +27,9 @@ ENCODER, ITEMS, TOKENS, METADATA, INDEX = (
     "metadata.json",
     "items.hnsw",
 )
+ATTRIBUTES, ATTRIBUTE_TABLES = "attributes.json", "attributes.npz"  # a model with attributes
 FILES = (ENCODER, ITEMS, TOKENS, METADATA)  # every export writes these
-EXPORT_FILES = (*FILES, INDEX)  # and nothing else
+EXPORT_FILES = (*FILES, INDEX, ATTRIBUTES, ATTRIBUTE_TABLES)  # and nothing else
 # metadata.json's keys the serving reads: (type, what is expected)
 KEYS = {
     "format": (str, "a string"),
@@ -64,7 +65,7 @@ def read_metadata(folder: Path, format: str) -> dict[str, Any]:
     if missing:
         raise ArtifactError(f"{folder} is not an exported model: no {', '.join(missing)}")
     path = folder / METADATA
-    metadata = _read_json(path, "JSON")
+    metadata = read_json(path, "JSON")
     if not isinstance(metadata, dict):
         raise ArtifactError(f"{path}: expected a JSON object; found {type(metadata).__name__}")
     if metadata.get("format") != format:
@@ -78,7 +79,8 @@ def read_metadata(folder: Path, format: str) -> dict[str, Any]:
     return metadata
 
 
-def _read_json(path: Path, expected: str):
+def read_json(path: Path, expected: str):
+    """A JSON file's value; an ``ArtifactError`` naming the file if it does not parse."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -108,7 +110,7 @@ def read_tokens(folder: Path) -> dict[str, int]:
     """``item_tokens.json``, a list of unique strings (the token of each item id), as token ->
     id (a dict, which tells repeats at no extra cost: it is what serving looks tokens up in)."""
     path = folder / TOKENS
-    tokens = _read_json(path, "a JSON list of item tokens")
+    tokens = read_json(path, "a JSON list of item tokens")
     if not isinstance(tokens, list):
         raise ArtifactError(
             f"{path}: expected a list of item tokens; found {type(tokens).__name__}"

@@ -1,11 +1,14 @@
 """Export a checkpoint to a folder that serves without RecBole, torch or the training data.
 
     python -m recbole_sasrec export --model-file saved/SASRec-....pth --out model_dir/ [--ann]
+    python -m recbole_sasrec export --model-file ... --out model_dir/ --items new.item
 
-Writes what ``artifact.Artifact`` loads. The encoder goes to ONNX with dynamic batch and sequence
-length (torch's TorchScript-based exporter: the dynamo exporter's graphs of LightSANs do not load
-at opset 17) and is checked against the eager model on sessions of every length up to five
-past ``MAX_ITEM_LIST_LENGTH`` before the folder is moved into place, whole, under its name.
+Writes what ``artifact.Artifact`` loads; with ``--items``, items never seen in training join the
+table with their attributes' vectors (``new_items.py``). The encoder goes to ONNX with dynamic
+batch and sequence length (torch's TorchScript-based exporter: the dynamo exporter's graphs of
+LightSANs do not load at opset 17) and is checked against the eager model on sessions of every
+length up to five past ``MAX_ITEM_LIST_LENGTH`` before the folder is moved into place, whole,
+under its name.
 ``--replace`` replaces only an earlier export.
 """
 
@@ -22,10 +25,11 @@ import torch
 from torch import nn
 
 from ..core.keys import ConfigError
+from ..data.new_items import file_format
 from ..integration.checkpoint import data_fingerprint, package_version
 from ..integration.quick_start import load_model
 from ..integration.registry import is_ours
-from . import checks
+from . import checks, new_items
 from .artifact import EARLIER_FORMATS, FORMAT, Artifact
 from .output import reporting_full_disk
 from .topk import ApproximateIndex, _faiss
@@ -76,16 +80,26 @@ def export(
     allow_pickle: bool = False,
     ann: bool = False,
     replace: bool = False,
+    items: str | os.PathLike | None = None,
+    items_format: str | None = None,
 ) -> Path:
     """Write the folder ``out`` for ``model_file``; returns its path. ``ann``: also a faiss
     HNSW index for approximate top-k; ``replace``: overwrite ``out`` if it is an earlier export
-    (any other folder or file is refused). ``out`` is checked before the model loads; a full
-    disk is a ``DiskFullError`` that names ``out`` and keeps what was there."""
+    (any other folder or file is refused); ``items``: new items' attributes (a ``.item`` file or
+    the attribute JSON, ``items_format`` as ``Recommender.add_items`` reads it) whose vectors
+    join the table. ``out`` is checked before the model loads; a full disk is a
+    ``DiskFullError`` that names ``out`` and keeps what was there."""
     ann, replace = checks.flag("ann", ann), checks.flag("replace", replace)
     _check_out(Path(out), replace)
     out = Path(os.path.normpath(out))  # a name of its own for the temporary folder beside it
     if ann:
         _faiss()  # installed, before the model loads
+    if items is not None:
+        file_format(items, items_format)
+        if not Path(items).is_file():
+            raise ConfigError(
+                f"items={str(items)!r}: no such file; allowed: a .item file or attribute JSON"
+            )
     config, model, dataset = load_model(model_file, data_path, allow_pickle)
     if not is_ours(type(model)):
         raise ConfigError(
@@ -94,12 +108,19 @@ def export(
         )
     model = model.cpu().eval()
     with torch.no_grad():
-        items = model.item_vectors().float().numpy()
-    if problem := checks.item_table_problem(items):
+        table = model.item_vectors().float().numpy()
+    if problem := checks.item_table_problem(table):
         raise ConfigError(f"model_file={model_file!r}: {problem}; nothing was written")
     tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    if items is not None:
+        catalogue = dict(zip(tokens, range(len(tokens)), strict=True))
+        new = new_items.read_for_model(
+            model_file, config, model, dataset, items, catalogue, items_format
+        )
+        table = np.concatenate([table, new_items.vectors_for_model(model, new)])
+        tokens += new.tokens
     with reporting_full_disk(out, "folder"):
-        _write(out, replace, model, config, dataset, items, tokens, ann)
+        _write(out, replace, model, config, dataset, table, tokens, ann)
     return out
 
 
@@ -114,6 +135,9 @@ def _write(out: Path, replace: bool, model, config, dataset, items, tokens, ann:
         (folder / checks.TOKENS).write_text(json.dumps(tokens))
         if ann:
             ApproximateIndex.build(items).write(folder / checks.INDEX)
+        attributes = new_items.attribute_tables(model, dataset, config)
+        if attributes is not None:  # what Artifact.add_items needs
+            attributes.write(folder)
         keys = {key.name: config[key.name] for key in type(model).KEYS}
         metadata = {
             "format": FORMAT,
@@ -124,6 +148,7 @@ def _write(out: Path, replace: bool, model, config, dataset, items, tokens, ann:
             "config": keys,
             "data": data_fingerprint(dataset, config),
             "version": package_version(),
+            "new_items": len(tokens) - model.n_items,  # rows after the trained ones: no id row
             "files": {p.name: checks.sha256(p) for p in sorted(folder.iterdir())},
         }
         (folder / checks.METADATA).write_text(json.dumps(metadata, indent=1))
@@ -177,13 +202,13 @@ def _onnx_export(encoder: Encoder, vectors, lengths, path: Path) -> None:
 
 @torch.no_grad()
 def _check(model, artifact: Artifact, tokens: list[str]) -> None:
-    """The exported encoder against the eager model on random sessions of every length 1 to
-    L + 5 (L = MAX_ITEM_LIST_LENGTH), each alone (windows of every width T) and all in one
-    batch (right-padded rows of several lengths)."""
+    """The exported encoder against the eager model on random sessions of trained items, of
+    every length 1 to L + 5 (L = MAX_ITEM_LIST_LENGTH), each alone (windows of every width T)
+    and all in one batch (right-padded rows of several lengths)."""
     g = torch.Generator().manual_seed(0)
     L = artifact.max_len
     sessions = [
-        [tokens[int(i)] for i in torch.randint(1, len(tokens), (n,), generator=g)]
+        [tokens[int(i)] for i in torch.randint(1, model.n_items, (n,), generator=g)]
         for n in range(1, L + 6)
     ]
     eager, exported = [], []

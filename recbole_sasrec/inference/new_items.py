@@ -1,5 +1,6 @@
 """New items for a trained model with item attributes: their file read through the model's
-vocabularies (``data.new_items``), their vectors computed by the model (``ItemFeatures.vectors``).
+vocabularies (``data.new_items``), their vectors computed by the model (``ItemFeatures.vectors``),
+and the attribute tables an export writes for the artifact to do the same in NumPy.
 
 A new item's vector is its attributes' part alone: it has no trained id row (the id part is
 zero). A model trained with ``item_id_dropout`` > 0 has learned to score items from that part
@@ -16,6 +17,7 @@ import torch
 from ..core.keys import ConfigError
 from ..data.new_items import Field, NewItems, read_new_items
 from ..integration.registry import is_ours
+from .attribute_tables import AttributeTables
 
 
 def features_of(model):
@@ -89,3 +91,29 @@ def vectors_for_model(model, new: NewItems) -> np.ndarray:
     features = features_of(model)
     values = {name: torch.from_numpy(v) for name, v in new.values.items()}
     return features.vectors(values).float().cpu().numpy()
+
+
+def attribute_tables(model, dataset, config) -> AttributeTables | None:
+    """What an exported folder needs to add items (``attribute_tables.py``): None for a model
+    without attributes, or one whose float fields cannot take new values (rescaled by RecBole,
+    or a checkpoint that predates their training mean and std)."""
+    features = features_of(model)
+    if features is None or _rescaled(config, features):
+        return None
+    arrays = {}
+    for name in features.names:
+        arrays[f"{name}.weight"] = features.tables[name].weight.detach().float().cpu().numpy()
+        if name in features.floats:
+            try:
+                mean, std = features.statistics(name)
+            except ConfigError:
+                return None
+            arrays[f"{name}.mean"], arrays[f"{name}.std"] = mean.cpu().numpy(), std.cpu().numpy()
+    return AttributeTables(
+        dataset.iid_field,
+        config["field_separator"],
+        config["seq_separator"],
+        config["encoding"] or "utf-8",
+        fields_of(features, dataset),
+        arrays,
+    )

@@ -103,6 +103,12 @@ class ApproximateIndex:
             raise ValueError(f"{path}: expected a faiss HNSW index; found {type(index).__name__}")
         return cls(index, items)
 
+    def add(self, rows: np.ndarray, items: np.ndarray) -> None:
+        """Rows [n, D] of items appended to the catalogue, whose table is now ``items`` [N, D]
+        (the rows its last n): HNSW inserts them into the graph as it built it."""
+        self.index.add(np.ascontiguousarray(rows, dtype=np.float32))
+        self._items = items
+
     def write(self, path) -> None:
         # through Python's file writes, so that a full disk is an OSError (faiss's own writer
         # raises RuntimeError)

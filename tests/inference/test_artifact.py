@@ -10,7 +10,7 @@ import onnx
 import pytest
 from conftest import log_lines, train_converted
 
-from recbole_sasrec import export
+from recbole_sasrec import ConfigError, export
 from recbole_sasrec.inference import checks
 from recbole_sasrec.inference.artifact import Artifact, ArtifactError
 
@@ -252,6 +252,21 @@ def test_threads_as_numpy_integer_and_approximate_as_bool(exported):
     assert Artifact.load(exported, threads=np.int64(1)).recommend(["5"], k=1)
     with pytest.raises(ValueError, match="approximate='no' must be True or False"):
         Artifact.load(exported, approximate="no")
+
+
+def test_a_folder_without_attribute_tables_refuses_new_items(exported, tmp_path):
+    path = tmp_path / "new.json"
+    path.write_text('{"n1": ["a"]}')
+    model = Artifact.load(exported)
+    with pytest.raises(ConfigError) as error:
+        model.add_items(path)
+    assert str(error.value) == (
+        f"{path}: {exported} has no attribute tables (attributes.json, attributes.npz), so a new "
+        f"item has nothing to compute its vector from; allowed: a folder exported from a model "
+        f"trained with selected_features (and, for float fields, saved with their training mean "
+        f"and std)"
+    )
+    assert len(model.tokens) == len(model.items) == 31
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,12 @@ def test_metadata_and_files(exported):
     _, folder = exported
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["max_item_list_length"] == 6 and metadata["data"]["items"] == 30
-    assert set(metadata["files"]) == {"encoder.onnx", "items.npy", "item_tokens.json"}
+    # with attributes: the tables that add new items
+    tables = (
+        {"attributes.json", "attributes.npz"} if metadata["config"]["selected_features"] else set()
+    )
+    assert set(metadata["files"]) == {"encoder.onnx", "items.npy", "item_tokens.json", *tables}
+    assert metadata["new_items"] == 0
     assert np.load(folder / "items.npy").dtype == np.float32
 
 

@@ -1,6 +1,6 @@
 """Items never seen in training, added to a trained model from their attributes alone: their
-vectors, their ranking for every user, sessions that hold them, and every refusal before
-anything changes."""
+vectors, their ranking for every user, sessions that hold them, the same in an exported artifact
+and through export --items, and every refusal before anything changes."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from conftest import (
     write_items,
 )
 
-from recbole_sasrec import ConfigError, Recommender, run_recbole
+from recbole_sasrec import ConfigError, Recommender, export, run_recbole
+from recbole_sasrec.__main__ import main
+from recbole_sasrec.inference.artifact import Artifact, ArtifactError
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,12 @@ def featured(tmp_path_factory):
     finally:
         os.chdir(cwd)
     return model_file, data / "cycle"
+
+
+@pytest.fixture(scope="module")
+def exported(featured, tmp_path_factory):
+    """The trained model exported with an index."""
+    return export(featured[0], tmp_path_factory.mktemp("export") / "model", ann=True)
 
 
 def item_file(tmp_path, folder, rows: list[str], header: str | None = None):
@@ -202,6 +210,70 @@ def test_the_attribute_json_adds_items_to_a_model_trained_on_it(tmp_path):
     np.testing.assert_allclose(rec._table[rec.item_ids(["n9"])[0]], row, rtol=1e-5, atol=1e-6)
 
 
+# ---- the exported artifact ------------------------------------------------------------------
+SESSIONS = [["i3", "n7", "i9"], ["n8"], ["i1", "i2", "i4", "i5", "i6", "i10", "i11"]]
+
+
+def assert_same_recommendations(artifact: Artifact, rec: Recommender) -> None:
+    served = artifact.recommend_batch(SESSIONS, k=5)
+    for ours, theirs in zip(served, rec.recommend(item_sequences=SESSIONS, k=5), strict=True):
+        assert [t for t, _ in ours] == [r.item for r in theirs]
+        np.testing.assert_allclose([s for _, s in ours], [r.score for r in theirs], rtol=1e-4)
+
+
+def test_the_artifact_adds_items_as_the_recommender_does(featured, exported, new_items):
+    rec = Recommender(featured[0])
+    rec.add_items(new_items)
+    for approximate in (False, True):
+        artifact = Artifact.load(exported, approximate=approximate)
+        assert artifact.add_items(new_items) == ["n7", "n8"]
+        np.testing.assert_allclose(artifact.items, rec._table, rtol=1e-4, atol=1e-6)
+        assert artifact.tokens == rec._item_tokens.tolist()
+        if approximate:  # the index holds them too
+            assert artifact.index.index.ntotal == len(artifact.items) - 1 == 32
+            found = {t for t, _ in artifact.recommend(["i3"], k=31)}
+            assert {"n7", "n8"} <= found
+        else:
+            assert_same_recommendations(artifact, rec)
+        with pytest.raises(ConfigError, match=r"already in the catalogue \('n7', 'n8'\)"):
+            artifact.add_items(new_items)
+
+
+def test_export_with_items_serves_them_as_the_recommender_does(featured, new_items, tmp_path):
+    out = tmp_path / "with-new"
+    with pytest.raises(ConfigError, match="no-such.item'?: no such file"):
+        export(featured[0], out, items=tmp_path / "no-such.item")
+    argv = ["export", "--model-file", featured[0], "--out", str(out), "--items", str(new_items)]
+    assert main(argv) == 0
+    artifact = Artifact.load(out)
+    assert artifact.tokens[-2:] == ["n7", "n8"]
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["new_items"] == 2
+    assert {"attributes.json", "attributes.npz"} <= set(metadata["files"])
+    rec = Recommender(featured[0])
+    rec.add_items(new_items)
+    np.testing.assert_allclose(artifact.items, rec._table, rtol=1e-5, atol=1e-6)
+    assert_same_recommendations(artifact, rec)
+
+
+def test_the_attribute_tables_are_checked_on_load(exported, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(exported, tmp_path / "model")
+    arrays = dict(np.load(folder / "attributes.npz"))
+    arrays["cats.weight"] = arrays["cats.weight"][:-1]  # a row short
+    np.savez(folder / "attributes.npz", **arrays)
+    with pytest.raises(ArtifactError, match=r"attributes.npz: sha256 .* but metadata.json"):
+        Artifact.load(folder)
+    from recbole_sasrec.inference.checks import sha256
+
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["files"]["attributes.npz"] = sha256(folder / "attributes.npz")
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ArtifactError, match=r"expected cats.weight, finite floats of shape \["):
+        Artifact.load(folder)
+
+
 def test_a_checkpoint_without_the_float_statistics_loads_but_refuses_new_items(
     featured, new_items, tmp_path
 ):
@@ -225,3 +297,7 @@ def test_a_checkpoint_without_the_float_statistics_loads_but_refuses_new_items(
     with pytest.raises(ConfigError, match=r"float field 'price' has no training mean and std"):
         rec.add_items(new_items)
     assert len(rec._item_tokens) == 31
+    folder = export(older, tmp_path / "older-model")  # exports, without attribute tables
+    assert not (folder / "attributes.npz").exists()
+    with pytest.raises(ConfigError, match="has no attribute tables"):
+        Artifact.load(folder).add_items(new_items)
