@@ -118,6 +118,7 @@ SCRIPTS = [
     ("shapes", [], ["shapes.md"], ["make", "run_worker"]),
     ("anomaly", [], None, ["prepare"]),
     ("attributes_cost", ["--data", "x.txt", "--attributes", "a.json"], None, ["convert"]),
+    ("add_items", [], ["add_items.md"], ["prepare"]),
     ("item_table", ["A=a.pth"], None, ["item_table"]),  # last: it has no default output
 ]
 
