@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import add_output_options, machine, output_folder, run_worker
+from .common import add_output_options, machine, output_folder, recent_sessions, run_worker
 
 TOP_K = 10
 FEATURES = ["class", "release_year"]
@@ -93,16 +93,7 @@ def prepare(args, tmp: Path) -> tuple[Path, str, Path, Path]:
     folder = export(model_file, tmp / "artifact", ann=args.ann)
     item_file = Path(config["data_path"]) / f"{config['dataset']}.item"
     items = synthesise(item_file, fields, args.new_items, args.unseen, args.seed, tmp / "new.item")
-    tokens = dataset.field2id_token[dataset.iid_field]
-    frame = dataset.inter_feat
-    users = frame[dataset.uid_field].to_numpy()
-    order = np.lexsort((frame[dataset.time_field].to_numpy(), users))
-    item_ids, users = frame[dataset.iid_field].to_numpy()[order], users[order]
-    ends = np.flatnonzero(np.r_[users[1:] != users[:-1], True]) + 1
-    starts = np.r_[0, ends[:-1]]
-    sessions = [
-        tokens[item_ids[max(s, e - 50) : e]].tolist() for s, e in zip(starts, ends, strict=True)
-    ]
+    sessions = recent_sessions(dataset)
     (tmp / "sessions.json").write_text(json.dumps(sessions))
     return folder, model_file, items, tmp / "sessions.json"
 

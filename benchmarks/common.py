@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from recbole_sasrec.integration.config import parse_value  # noqa: F401  (re-exported for the scripts)
@@ -118,6 +119,23 @@ def ml100k_rows() -> list[list[str]]:
 
     source = Path(recbole.__path__[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
     return [line.split("\t") for line in source.read_text().splitlines()[1:]]
+
+
+def recent_sessions(dataset, length: int = 50, count: int | None = None) -> list[list[str]]:
+    """Each user's ``length`` most recent items of a RecBole data set, as item tokens, oldest
+    first; ``count``: that many users drawn at random (seed 0), else every user in id order."""
+    tokens = dataset.field2id_token[dataset.iid_field]
+    frame = dataset.inter_feat
+    users = frame[dataset.uid_field].to_numpy()
+    order = np.lexsort((frame[dataset.time_field].to_numpy(), users))
+    items, users = frame[dataset.iid_field].to_numpy()[order], users[order]
+    ends = np.flatnonzero(np.r_[users[1:] != users[:-1], True]) + 1
+    starts = np.r_[0, ends[:-1]]
+    picked = range(len(ends))
+    if count is not None:
+        rng = np.random.default_rng(0)
+        picked = rng.choice(len(ends), size=min(count, len(ends)), replace=False)
+    return [tokens[items[max(starts[u], ends[u] - length) : ends[u]]].tolist() for u in picked]
 
 
 def write_first_users(root: Path, users: int) -> str:

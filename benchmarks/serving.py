@@ -29,7 +29,7 @@ import numpy as np
 
 from recbole_sasrec.inference.checks import sha256
 
-from .common import add_output_options, machine, output_folder, rss_mib
+from .common import add_output_options, machine, output_folder, recent_sessions, rss_mib
 
 TOP_K = 10
 
@@ -241,16 +241,7 @@ def prepare(args, tmp: Path):
         vectors = model.eval().item_vectors()[ids]  # the exported encoder's input, [2, 50, D]
     traced = torch.jit.trace(Encoder(model).eval(), (vectors, torch.tensor([50, 3])))
     traced.save(str(folder / "encoder.pt"))
-    tokens = dataset.field2id_token[dataset.iid_field]
-    frame = dataset.inter_feat
-    users = frame[dataset.uid_field].to_numpy()
-    order = np.lexsort((frame[dataset.time_field].to_numpy(), users))
-    items, users = frame[dataset.iid_field].to_numpy()[order], users[order]
-    ends = np.flatnonzero(np.r_[users[1:] != users[:-1], True]) + 1
-    starts = np.r_[0, ends[:-1]]
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(ends), size=min(1000, len(ends)), replace=False)
-    sessions = [tokens[items[max(starts[u], ends[u] - 50) : ends[u]]].tolist() for u in pick]
+    sessions = recent_sessions(dataset, count=1000)
     (folder / "sessions.json").write_text(json.dumps(sessions))
     (folder / "bench.json").write_text(json.dumps({"model_file": str(model_file)}))
     return folder, model_file, sessions

@@ -192,3 +192,27 @@ def test_two_runs_in_one_second_get_two_folders(tmp_path, monkeypatch):
     assert first == Path("results/runs/scale-20260101-120000")
     assert second == Path("results/runs/scale-20260101-120000-2")
     assert first.is_dir() and second.is_dir()
+
+
+def test_recent_sessions_are_each_users_newest_items_oldest_first():
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from benchmarks.common import recent_sessions
+
+    # user 1: items 3, 1, 2 at times 5, 1, 3; user 2: item 4; rows out of order
+    frame = pd.DataFrame({"u": [1, 2, 1, 1], "i": [3, 4, 1, 2], "t": [5.0, 2.0, 1.0, 3.0]})
+    dataset = SimpleNamespace(
+        field2id_token={"i": np.array(["[PAD]", "a", "b", "c", "d"])},
+        inter_feat=frame,
+        uid_field="u",
+        iid_field="i",
+        time_field="t",
+    )
+    assert recent_sessions(dataset) == [["a", "b", "c"], ["d"]]
+    assert recent_sessions(dataset, length=2) == [["b", "c"], ["d"]]
+    (one,) = recent_sessions(dataset, count=1)  # a user drawn at random
+    assert one in (["a", "b", "c"], ["d"])
+    assert sorted(recent_sessions(dataset, count=5)) == [["a", "b", "c"], ["d"]]  # at most all
