@@ -121,6 +121,23 @@ def ml100k_rows() -> list[list[str]]:
     return [line.split("\t") for line in source.read_text().splitlines()[1:]]
 
 
+def read_log(path: Path) -> dict[str, list[str]]:
+    """A 'user item item ...' file (the literature's format): user -> item tokens, oldest first."""
+    log = {}
+    for line in Path(path).read_text(encoding="utf-8-sig").splitlines():
+        fields = line.split()
+        if fields:
+            log[fields[0]] = fields[1:]
+    return log
+
+
+def write_log(log: dict[str, list[str]], path: Path) -> Path:
+    """``log`` (user -> item tokens) as a 'user item item ...' file at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{user} {' '.join(items)}\n" for user, items in log.items()))
+    return path
+
+
 def recent_sessions(dataset, length: int = 50, count: int | None = None) -> list[list[str]]:
     """Each user's ``length`` most recent items of a RecBole data set, as item tokens, oldest
     first; ``count``: that many users drawn at random (seed 0), else every user in id order."""

@@ -119,6 +119,7 @@ SCRIPTS = [
     ("anomaly", [], None, ["prepare"]),
     ("attributes_cost", ["--data", "x.txt", "--attributes", "a.json"], None, ["convert"]),
     ("add_items", [], ["add_items.md"], ["prepare"]),
+    ("cold_start", ["--data", "x.txt", "--attributes", "a.json"], ["summary.md"], ["read_log"]),
     ("item_table", ["A=a.pth"], None, ["item_table"]),  # last: it has no default output
 ]
 
