@@ -126,10 +126,13 @@ def file_hash(path: str) -> str | None:
 
 
 def data_fingerprint(dataset, config) -> dict[str, Any]:
-    """Users and items as the model knows them (token -> id maps) and the interaction file."""
+    """Users and items as the model knows them (token -> id maps) and the interaction file;
+    ``vocabularies``: the tokens of the items and of the selected token features, in id order
+    (what a model started from this one on a grown catalogue maps its rows by: ``init_from``)."""
     inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
     users = dataset.field2id_token[dataset.uid_field]
     items = dataset.field2id_token[dataset.iid_field]
+    numbered = [dataset.iid_field, *(config["selected_features"] or [])]
     return {
         "dataset": config["dataset"],
         "inter_file": os.path.abspath(inter_file),
@@ -138,6 +141,11 @@ def data_fingerprint(dataset, config) -> dict[str, Any]:
         "items": len(items) - 1,
         "user_ids": _tokens_hash(users),
         "item_ids": _tokens_hash(items),
+        "vocabularies": {
+            field: [str(token) for token in dataset.field2id_token[field]]
+            for field in numbered
+            if field in dataset.field2id_token  # token fields; floats have none
+        },
     }
 
 

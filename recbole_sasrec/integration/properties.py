@@ -25,6 +25,8 @@ HEADERS = {
 
 
 def yaml_value(value) -> str:
+    if value is None:
+        return "~"  # YAML's null; 'None' would read back as a string
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, float) and "e" in repr(value) and "." not in repr(value).split("e")[0]:

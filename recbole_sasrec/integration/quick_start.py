@@ -24,7 +24,7 @@ from recbole.utils import get_environment, get_flops, init_seed, set_color
 from ..core.keys import ConfigError
 from ..data.download import dataset_url, download_dataset
 from ..data.split import min_interactions
-from . import distributed
+from . import distributed, warm_start
 from .allocator import apply_allocator_setting
 from .checkpoint import check_fingerprint, config_from_plain, load_checkpoint, load_weights
 from .config import Config
@@ -113,8 +113,10 @@ def check_evaluation_rows(config: Config, dataset, valid_data, test_data) -> Non
 
 def prepare(config: Config):
     """What every entry point builds from a configuration, seeded as RecBole seeds it:
-    ``(dataset, train_data, valid_data, test_data, model)``, the model fresh on its device."""
+    ``(dataset, train_data, valid_data, test_data, model)``, the model fresh on its device, or
+    started from the checkpoint ``init_from`` names (``warm_start.py``)."""
     distributed.join(config)
+    start = warm_start.read(config)  # init_from's checkpoint, checked before the data loads
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -123,6 +125,8 @@ def prepare(config: Config):
     check_model_memory(config, train_data._dataset.item_num)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
+    if start is not None:
+        warm_start.apply(start, model, train_data._dataset, config)
     return dataset, train_data, valid_data, test_data, model
 
 

@@ -46,6 +46,9 @@ class SequenceEmbedding(nn.Module):
         if features is not None:  # absent without features: the ID-only model's state dict
             self.features = features
         self.id_dropout = id_dropout
+        # rows numbered by a vocabulary (None: the item ids), for a model started from one
+        # trained on another catalogue (the key init_from)
+        self.vocabulary_rows = {"item.weight": None}
 
     def vectors(self) -> nn.Embedding | ItemVectors:
         """The item table of one step, read by the input and the loss alike: the id embedding

@@ -96,6 +96,12 @@ class ItemFeatures(nn.Module):
         self.floats = [name for name, ftype, *_ in fields if ftype in FLOATS]
         # buffers a checkpoint written before they existed lacks (``_load_from_state_dict``)
         self.optional_buffers = [f"{name}_{s}" for name in self.floats for s in ("mean", "std")]
+        # what the data decides (a model started from another one's weights keeps its own:
+        # init_from), and the tables whose rows the field's tokens number
+        self.data_buffers = [f"{name}_values" for name in self.names] + self.optional_buffers
+        self.vocabulary_rows = {
+            f"tables.{name}.weight": name for name, ftype, *_ in fields if ftype in TOKENS
+        }
         self.tables = nn.ModuleDict()
         for name, ftype, values, vocabulary in fields:
             values = values.reshape(len(values), -1)  # [N, S]
