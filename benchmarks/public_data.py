@@ -108,6 +108,7 @@ def run_one(model: str, dataset: str, config_dict: dict, config_files: list[str]
         "best_valid": dict(trainer.curve[best][1]),
         "test_papers": dict(test_papers),
         "test_recbole": dict(test_recbole),
+        "model_file": trainer.saved_model_file,
     }
 
 

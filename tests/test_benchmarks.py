@@ -120,6 +120,7 @@ SCRIPTS = [
     ("attributes_cost", ["--data", "x.txt", "--attributes", "a.json"], None, ["convert"]),
     ("add_items", [], ["add_items.md"], ["prepare"]),
     ("cold_start", ["--data", "x.txt", "--attributes", "a.json"], ["summary.md"], ["read_log"]),
+    ("warm_start", ["--data", "x.txt"], ["summary.md"], ["read_log"]),
     ("item_table", ["A=a.pth"], None, ["item_table"]),  # last: it has no default output
 ]
 
@@ -217,3 +218,17 @@ def test_recent_sessions_are_each_users_newest_items_oldest_first():
     (one,) = recent_sessions(dataset, count=1)  # a user drawn at random
     assert one in (["a", "b", "c"], ["d"])
     assert sorted(recent_sessions(dataset, count=5)) == [["a", "b", "c"], ["d"]]  # at most all
+
+
+def test_warm_start_cuts_each_users_newest_items_by_position():
+    from benchmarks.warm_start import cut_log
+
+    log = {"a": list("abcdefghij"), "b": list("klmno"), "c": list("pqrst")}  # 20 interactions
+    cut = cut_log(log, 0.85, seed=0)  # 3 removed: the three users' last items (time 1)
+    assert cut == {"a": log["a"][:-1], "b": log["b"][:-1], "c": log["c"][:-1]}
+    # 5: those three, a's 9th (time 0.9), and one of the three at 0.8 (a's 8th, b's, c's 4th)
+    cut = cut_log(log, 0.75, seed=0)
+    assert all(items == log[u][: len(items)] for u, items in cut.items())  # oldest kept
+    lengths = [len(cut[u]) for u in "abc"]
+    assert lengths in ([7, 4, 4], [8, 3, 4], [8, 4, 3])
+    assert cut_log(log, 0.75, seed=0) == cut  # seeded
