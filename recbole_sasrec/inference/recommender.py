@@ -21,6 +21,11 @@ from ..integration.registry import is_ours
 from . import checks, new_items, topk
 from .output import check_output, read_titles, write_frames
 
+# sequences ``recommend`` encodes and ranks at once: its activations and blocks of scores grow
+# with it (22k sequences at once were about 1 GB on Beauty); the answers do not depend on it
+# beyond float rounding
+RECOMMEND_BATCH = 1024
+
 
 @dataclass
 class Recommendation:
@@ -223,23 +228,27 @@ class Recommender:
             return []
         for seq, who in zip(sequences, names, strict=True):
             self._check_k(k, len(set(seq)) if exclude_seen else 0, who)
-        rows = [np.full(len(s), r) for r, s in enumerate(sequences)] if exclude_seen else [[]]
-        cols = sequences if exclude_seen else [[]]
-        top = self._top(
-            self._sequences(sequences),
-            np.concatenate(rows).astype(np.int64),
-            np.concatenate([np.asarray(c, dtype=np.int64) for c in cols]),
-            k,
-        )
-        return [
-            [
-                Recommendation(rank + 1, item, float(score), self.title(item))
-                for rank, (item, score) in enumerate(
-                    zip(self._item_tokens[ids].tolist(), values.tolist(), strict=True)
-                )
+        out = []
+        for lo in range(0, len(sequences), RECOMMEND_BATCH):  # memory bounded by the batch
+            part = sequences[lo : lo + RECOMMEND_BATCH]
+            rows = [np.full(len(s), r) for r, s in enumerate(part)] if exclude_seen else [[]]
+            cols = part if exclude_seen else [[]]
+            top = self._top(
+                self._sequences(part),
+                np.concatenate(rows).astype(np.int64),
+                np.concatenate([np.asarray(c, dtype=np.int64) for c in cols]),
+                k,
+            )
+            out += [
+                [
+                    Recommendation(rank + 1, item, float(score), self.title(item))
+                    for rank, (item, score) in enumerate(
+                        zip(self._item_tokens[ids].tolist(), values.tolist(), strict=True)
+                    )
+                ]
+                for ids, values in zip(*top, strict=True)
             ]
-            for ids, values in zip(*top, strict=True)
-        ]
+        return out
 
     def iter_recommendations(
         self,

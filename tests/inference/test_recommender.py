@@ -40,6 +40,21 @@ def test_recommend_for_a_user_and_a_raw_sequence(trained):
     assert [r.item for r in recommend(model_file, users=["3"], k=5)[0]] == [r.item for r in top]
 
 
+def test_many_sequences_are_ranked_in_batches_with_the_same_answers(trained, monkeypatch):
+    from recbole_sasrec.inference import recommender
+
+    rec = Recommender(trained[0])
+    sequences = [[str(i % N_ITEMS + 1) for i in range(s, s + 2 + s % 5)] for s in range(7)]
+    whole = rec.recommend(item_sequences=sequences, k=4)
+    monkeypatch.setattr(recommender, "RECOMMEND_BATCH", 3)  # batches of 3, 3 and 1
+    batched = rec.recommend(item_sequences=sequences, k=4)
+    assert [[r.item for r in top] for top in batched] == [[r.item for r in top] for top in whole]
+    scores = [[r.score for r in top] for top in batched]
+    np.testing.assert_allclose(scores, [[r.score for r in top] for top in whole], rtol=1e-5)
+    for seq, top in zip(sequences, batched, strict=True):  # each batch's own exclusions
+        assert not set(seq) & {r.item for r in top}
+
+
 def test_long_sequences_use_their_most_recent_items(trained):
     rec = Recommender(trained[0])
     L = rec.max_len
