@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import build
+from conftest import build, write_cycle_dataset
 
 from recbole_sasrec import ConfigError
 from recbole_sasrec.core.fields import SEGMENTS
@@ -294,10 +294,15 @@ def test_prefix_windows_are_recbole_per_prefix_rows(long_histories, max_len):
 
 @pytest.mark.parametrize("name", ["SASRec", "LightSANs"])
 @pytest.mark.parametrize("from_end", [False, True])
-def test_prefix_windows_train_as_per_prefix_samples_packed_or_not(long_histories, name, from_end):
+def test_prefix_windows_train_as_per_prefix_samples_packed_or_not(
+    tmp_path, long_histories, name, from_end
+):
     """Every window's loss is its newest position's, scored from the window alone; packed
     batches give every window the loss it has in a batch of its own."""
-    cfg = dict(long_histories, **NO_DROPOUT, train_prefixes=True, positions_from_end=from_end)
+    # long_histories' shape with fewer users: every window is scored twice, one by one
+    root = write_cycle_dataset(tmp_path / "fewer", n_users=12, n_items=500, min_len=3, max_len=45)
+    cfg = dict(long_histories, data_path=str(root), **NO_DROPOUT)
+    cfg.update(train_prefixes=True, positions_from_end=from_end)
     _, net, train, *_ = build(name, "cycle", dict(cfg, train_batching="random"))
     net.eval()
     total, count = torch.tensor(0.0), 0
