@@ -35,6 +35,10 @@ def yesterday(tmp_path_factory):
         result = train_converted(root, log_lines(**YESTERDAY), data, name, attributes=attributes)
         assert result["test_result"]["hit@10"] > 0.9  # it learned the cycle
         files[name] = result["model_file"]
+    lightsans = train_converted(
+        root, log_lines(**YESTERDAY), data, "lightsans", "LightSANs", item_attributes(20), epochs=2
+    )
+    files["LightSANs"] = lightsans["model_file"]
     (root / "today.txt").write_text(log_lines(**TODAY))
     convert(str(root / "today.txt"), data, "today")
     (root / "today.json").write_text(json.dumps(today_attributes()))
@@ -54,9 +58,9 @@ def keys(root, init_from, **more) -> dict:
     )
 
 
-def started(root, init_from, **more):
+def started(root, init_from, model="SASRec", **more):
     """(today's dataset, the model built for it from ``init_from``)."""
-    config = Config(model="SASRec", dataset="today", config_dict=keys(root, init_from, **more))
+    config = Config(model=model, dataset="today", config_dict=keys(root, init_from, **more))
     _, train, _, _, net = prepare(config)
     return train._dataset, net
 
@@ -95,6 +99,21 @@ def test_rows_follow_their_tokens_and_new_items_start_from_their_attributes(yest
         state["embedding.item.weight"][: len(old["embedding.item.weight"])],
         old["embedding.item.weight"],
     )  # the ids moved: a copy by position would have been wrong
+
+
+def test_lightsans_starts_from_its_checkpoint_too(yesterday):
+    root, files = yesterday
+    dataset, net = started(root, files["LightSANs"], "LightSANs", selected_features=["attributes"])
+    old, vocab = yesterdays(files["LightSANs"])
+    state = net.state_dict()
+    for key in ("position_embedding.weight", "blocks.1.attn.theta_k.weight", "final_ln.bias"):
+        torch.testing.assert_close(state[key], old[key])
+    tokens = list(dataset.field2id_token["item_id"])
+    item = tokens.index("7")
+    torch.testing.assert_close(
+        state["embedding.item.weight"][item],
+        old["embedding.item.weight"][vocab["item_id"].index("7")],
+    )
 
 
 def test_without_attributes_new_items_get_a_fresh_row(yesterday):
