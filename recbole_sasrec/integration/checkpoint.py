@@ -180,6 +180,12 @@ def check_fingerprint(saved: dict | None, dataset, config, model_file: str) -> N
 
 
 # ---- the weights ----------------------------------------------------------------------------
+def first_few(lines: list[str], shown: int = 4) -> str:
+    """The first ``shown`` of ``lines`` joined by '; ', and how many more there are."""
+    more = f"; and {len(lines) - shown} more" if len(lines) > shown else ""
+    return "; ".join(lines[:shown]) + more
+
+
 def load_weights(model: torch.nn.Module, state_dict: dict, model_file: str) -> None:
     """``model.load_state_dict(state_dict)``, or ``ConfigError`` naming the weights that the
     model built from the checkpoint's configuration does not have, or has in another shape."""
@@ -200,7 +206,7 @@ def load_weights(model: torch.nn.Module, state_dict: dict, model_file: str) -> N
         if k in own and isinstance(v, torch.Tensor) and v.shape != own[k].shape
     ]
     if lines:
-        shown = "; ".join(lines[:4]) + (f"; and {len(lines) - 4} more" if len(lines) > 4 else "")
+        shown = first_few(lines)
         raise ConfigError(
             f"model_file={model_file!r}: its configuration does not fit its weights (edited, or "
             f"the weights of another model): {len(lines)} weight(s) differ: {shown}; allowed: "

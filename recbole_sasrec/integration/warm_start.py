@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..core.keys import ConfigError, Key
-from .checkpoint import load_checkpoint
+from .checkpoint import first_few, load_checkpoint
 
 KEY = "init_from"
 KEYS = (
@@ -112,9 +112,9 @@ def apply(checkpoint: dict[str, Any], model: torch.nn.Module, dataset, config) -
         else:
             now.copy_(old[key])  # state_dict's tensors share the parameters' storage
     if wrong:
-        shown = "; ".join(wrong[:4]) + (f"; and {len(wrong) - 4} more" if len(wrong) > 4 else "")
         raise ConfigError(
-            f"{KEY}={path!r}: {len(wrong)} weight(s) do not fit the model built now: {shown}; "
+            f"{KEY}={path!r}: {len(wrong)} weight(s) do not fit the model built now: "
+            f"{first_few(wrong)}; "
             f"allowed: the configuration the checkpoint was trained with (n_layers, inner_size, "
             f"MAX_ITEM_LIST_LENGTH, ... as training wrote them)"
         )
