@@ -8,9 +8,9 @@ Yesterday's log is today's cut at ``--cut`` (0.95) of its interactions. The lite
 carry no timestamps (a user's items are in order, the users are not), so the cut goes by
 position: interaction j of a user with n items is at 'time' (j + 1) / n, and the newest
 ``1 - cut`` of all interactions by that time are removed (ties, e.g. every user's last item at
-1, broken at random with the seed). On Beauty and Sports that takes the last item of 44% and 42%
-of the users: yesterday lacks their newest purchases. Every user and (the logs are 5-core) all
-but one item of Beauty are in yesterday's log already; new items and users are the tests' part
+1, broken at random with the seed). On Beauty and Sports that takes the last item of part of
+the users: yesterday lacks their newest purchases. The logs are 5-core, so nearly every user and
+item is in yesterday's log already; new items and users are the tests' part
 (tests/integration/test_warm_start.py).
 
 Per (model, seed), each in its own process as ``benchmarks.public_data`` trains: yesterday's

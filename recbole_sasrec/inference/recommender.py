@@ -22,8 +22,8 @@ from . import checks, new_items, topk
 from .output import check_output, read_titles, write_frames
 
 # sequences ``recommend`` encodes and ranks at once: its activations and blocks of scores grow
-# with it (22k sequences at once were about 1 GB on Beauty); the answers do not depend on it
-# beyond float rounding
+# with it, so a long list of sessions does not need memory in proportion; the answers do not
+# depend on it beyond float rounding
 RECOMMEND_BATCH = 1024
 
 
