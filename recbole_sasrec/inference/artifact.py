@@ -53,6 +53,7 @@ class Artifact:
         self.token_id, self.metadata, self.index = token_id, metadata, index
         self.attributes: AttributeTables | None = attributes
         self.tokens = list(token_id)  # the token of each id, in id order
+        self.bias = None  # [N] added to the items' scores (items added with a boost), or None
         self.max_len = metadata["max_item_list_length"]
 
     @classmethod
@@ -96,14 +97,26 @@ class Artifact:
             checks.check_index(folder, index.index, items)
         return cls(folder, session, items, token_id, metadata, index, _attributes(folder, metadata))
 
-    def add_items(self, path: str | os.PathLike, format: str | None = None) -> list[str]:
+    def add_items(
+        self, path: str | os.PathLike, format: str | None = None, boost: float = 0.0
+    ) -> list[str]:
         """Add the items of ``path`` to the catalogue with their attributes' vectors alone (no
         trained id row), as ``Recommender.add_items`` does, in NumPy: they are ranked for every
         session and may appear in sessions. ``path``: a RecBole ``.item`` file with the model's
         selected fields, or the attribute JSON; ``format`` 'item' or 'json' (None: by suffix).
-        The approximate index, if loaded, takes them too. In memory only (the folder is left as
-        it is); not while other threads use this ``Artifact``. Refused, before anything is
-        added, as ``Recommender.add_items`` refuses. Returns the added tokens."""
+        ``boost``: added to these items' scores when ranking, as ``Recommender.add_items``
+        adds it (exact ranking only). The approximate index, if loaded, takes them too. In
+        memory only (the folder is left as it is); not while other threads use this
+        ``Artifact``. Refused, before anything is added, as ``Recommender.add_items`` refuses,
+        and a boost other than 0 with an approximate index. Returns the added tokens."""
+        boost = checks.score("boost", boost)
+        if boost != 0.0 and self.index is not None:
+            raise ConfigError(
+                f"boost={boost!r}: {self.folder} ranks with an approximate index "
+                f"({checks.INDEX}), which scores by inner product alone and cannot add a "
+                f"score offset; allowed: boost=0, or the artifact loaded without its index "
+                f"(exact ranking)"
+            )
         if self.attributes is None:
             raise ConfigError(
                 f"{path}: {self.folder} has no attribute tables ({checks.ATTRIBUTES}, "
@@ -124,11 +137,12 @@ class Artifact:
         )
         vectors = a.vectors(new.values)  # [n, D]
         items = np.concatenate([self.items, vectors])
+        bias = topk.grown_bias(self.bias, len(self.items), len(vectors), boost)
         if self.index is not None:
             self.index.add(vectors, items)
         first = len(self.tokens)
         self.tokens += new.tokens  # tokens first: no id without its token
-        self.items = items
+        self.items, self.bias = items, bias
         self.token_id.update((t, first + i) for i, t in enumerate(new.tokens))
         return new.tokens
 
@@ -201,7 +215,7 @@ class Artifact:
         if self.index is not None:
             ids, scores = self.index.search(users, k, excluded)
         else:
-            ids, scores = topk.exact(users, self.items, k, excluded)
+            ids, scores = topk.exact(users, self.items, k, excluded, bias=self.bias)
         return [
             [(self.tokens[i], float(s)) for i, s in zip(row_ids, row_scores, strict=True)]
             for row_ids, row_scores in zip(ids, scores, strict=True)

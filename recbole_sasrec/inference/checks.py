@@ -237,6 +237,15 @@ def flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def score(name: str, value: Any) -> float:
+    """A finite real number (numpy's too); bools and strings refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name}={value!r} must be a number")
+    if not np.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    return float(value)
+
+
 def tokens(name: str, value: Any) -> list:
     """A list of tokens from any sequence but a string (which would be read letter by letter)."""
     if isinstance(value, (str, bytes)):

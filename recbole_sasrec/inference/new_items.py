@@ -5,6 +5,12 @@ and the attribute tables an export writes for the artifact to do the same in Num
 A new item's vector is its attributes' part alone: it has no trained id row (the id part is
 zero). A model trained with ``item_id_dropout`` > 0 has learned to score items from that part
 alone; without it, every trained item's score leaned on its id row too (docs/design.md).
+
+Ranked among known items, new items lose: a known item the user is likely to want has an id row
+that adds to its score, a new item's score holds its attributes' part only. Among themselves,
+new items rank well by it (docs/results.md, "Cold start"). ``boost``, a number added to new
+items' scores when ranking, trades the two: the more new items reach the top k, the fewer known
+ones. It is a score offset, not a vector, so an approximate (HNSW) index cannot rank with it.
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ class Recommender:
         self._item_token_id = self.dataset.field2token_id[self.iid_field]
         self._item_tokens = self.dataset.field2id_token[self.iid_field]
         self._vectors = None  # the item table as the encoder's input, on the model's device
+        self._bias = None  # [N] added to the items' scores (items added with a boost), or None
         self._user_tokens = self.dataset.field2id_token[self.uid_field]
         self._csr = None
         self._titles = None
@@ -119,16 +120,22 @@ class Recommender:
             )
         return [self._item_token_id[str(i)] for i in items]
 
-    def add_items(self, path: str | os.PathLike, format: str | None = None) -> list[str]:
+    def add_items(
+        self, path: str | os.PathLike, format: str | None = None, boost: float = 0.0
+    ) -> list[str]:
         """Add the items of ``path`` to the catalogue, each with its attributes' vector alone
         (no trained id row): from then on they are ranked for every user and may appear in
         item sequences. ``path``: a RecBole ``.item`` file holding the model's selected fields
         (others ignored), or the attribute JSON (item -> list of tokens, for a model whose one
         selected field is a token field); ``format`` 'item' or 'json', None: ``.json`` by its
         suffix. An attribute value never seen in training is left out of its item's vector
-        (one warning counts them). Refused, before anything is added: a model without
+        (one warning counts them). ``boost``: added to these items' scores when ranking (the
+        model's logits), how far new items are pushed up beside known ones (0: by their
+        vectors alone; ``inference/new_items.py`` says why). Refused, before anything is added: a model without
         attributes, an empty file, a selected field missing, an item listed twice or already
-        in the catalogue, an item with no value the model knows. Returns the added tokens."""
+        in the catalogue, an item with no value the model knows, a boost that is not a finite
+        number. Returns the added tokens."""
+        boost = checks.score("boost", boost)
         new = new_items.read_for_model(
             self.model_file,
             self.config,
@@ -142,6 +149,7 @@ class Recommender:
         first = len(self._item_tokens)
         token_id = dict(self._item_token_id)  # the data set's own map stays as it was
         token_id.update((t, first + i) for i, t in enumerate(new.tokens))
+        self._bias = topk.grown_bias(self._bias, len(self._table), len(vectors), boost)
         self._table = np.concatenate([self._table, vectors])
         self._item_tokens = np.concatenate([self._item_tokens, np.asarray(new.tokens)])
         self._item_token_id, self._vectors = token_id, None
@@ -195,7 +203,8 @@ class Recommender:
             users = self.model(
                 self._input(batch[self.model.ITEM_SEQ]), batch[self.model.ITEM_SEQ_LEN]
             )
-            return topk.exact(users.float().cpu().numpy(), self._table, k, excluded)
+            users = users.float().cpu().numpy()
+            return topk.exact(users, self._table, k, excluded, bias=self._bias)
         scores = self.model.full_sort_predict(batch).float().cpu()  # [B, n_items]
         scores[:, 0] = -torch.inf
         scores[torch.from_numpy(excluded[0]), torch.from_numpy(excluded[1])] = -torch.inf

@@ -39,10 +39,16 @@ def _best(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 
 def exact(
-    queries: np.ndarray, items: np.ndarray, k: int, excluded=None, block: int = BLOCK
+    queries: np.ndarray,
+    items: np.ndarray,
+    k: int,
+    excluded=None,
+    block: int = BLOCK,
+    bias: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """queries [B, D] against items [N, D] (row 0 the pad) -> ids [B, k], scores [B, k],
-    best first. ``excluded``: per-row lists of item ids, or (rows, items) arrays."""
+    best first. ``excluded``: per-row lists of item ids, or (rows, items) arrays. ``bias``
+    [N] (None: none): added to every query's score of each item (items added with a boost)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     B, N = len(queries), len(items)
     rows, cols = _exclusions(excluded, B)
@@ -51,6 +57,8 @@ def exact(
     for lo in range(0, N, block):
         hi = min(N, lo + block)
         scores = (items[lo:hi] @ queries.T).T  # [B, m]
+        if bias is not None:
+            scores += bias[lo:hi]
         if lo == 0:
             scores[:, 0] = -np.inf  # the pad
         inside = (cols >= lo) & (cols < hi)
@@ -65,6 +73,15 @@ def exact(
         merged_scores = np.concatenate([best_scores, block_scores], 1)
         best_ids, best_scores = _best(merged_scores, merged_ids, k)
     return best_ids, best_scores
+
+
+def grown_bias(bias: np.ndarray | None, known: int, added: int, boost: float):
+    """The per-item score offsets [known + added] after adding ``added`` items with ``boost``
+    (None while every offset is 0: ranking then adds nothing)."""
+    if bias is None and boost == 0.0:
+        return None
+    before = np.zeros(known, np.float32) if bias is None else bias
+    return np.concatenate([before, np.full(added, boost, np.float32)])
 
 
 class ApproximateIndex:

@@ -239,6 +239,49 @@ def test_the_artifact_adds_items_as_the_recommender_does(featured, exported, new
             artifact.add_items(new_items)
 
 
+def test_a_boost_adds_to_the_new_items_scores_alone(featured, exported, new_items, tmp_path):
+    plain, boosted = Recommender(featured[0]), Recommender(featured[0])
+    plain.add_items(new_items)
+    boosted.add_items(new_items, boost=2.5)
+    n = len(plain._item_tokens) - 1
+    (before,) = plain.recommend(users=["u1"], k=n, exclude_seen=False)
+    (after,) = boosted.recommend(users=["u1"], k=n, exclude_seen=False)
+    before, after = {r.item: r.score for r in before}, {r.item: r.score for r in after}
+    for token, score in before.items():
+        shift = 2.5 if token in ("n7", "n8") else 0.0
+        np.testing.assert_allclose(after[token], score + shift, rtol=1e-5, atol=1e-5)
+    # later items get their own boost; the earlier ones keep theirs
+    (tmp_path / "later").mkdir()
+    later = item_file(tmp_path / "later", featured[1], copies(featured[1], {"n3": "i3"}))
+    boosted.add_items(later, boost=-1.0)
+    np.testing.assert_allclose(boosted._bias[-4:], [0.0, 2.5, 2.5, -1.0])
+    huge = Recommender(featured[0])
+    huge.add_items(new_items, boost=1e4)
+    (top,) = huge.recommend(users=["u1"], k=2)
+    assert {r.item for r in top} == {"n7", "n8"}
+    artifact = Artifact.load(exported)  # exact ranking: the same boost, the same lists
+    artifact.add_items(new_items, boost=2.5)
+    rec = Recommender(featured[0])
+    rec.add_items(new_items, boost=2.5)
+    assert_same_recommendations(artifact, rec)
+
+
+@pytest.mark.parametrize("boost", [float("nan"), float("inf"), "1", True, None])
+def test_a_boost_that_is_not_a_finite_number_is_refused_before_adding(featured, new_items, boost):
+    rec = Recommender(featured[0])
+    with pytest.raises(ValueError, match=rf"boost={boost!r} must be a (finite )?number"):
+        rec.add_items(new_items, boost=boost)
+    assert len(rec._item_tokens) == 31 and rec._bias is None
+
+
+def test_an_approximate_artifact_refuses_a_boost(exported, new_items):
+    artifact = Artifact.load(exported, approximate=True)
+    with pytest.raises(ConfigError, match=r"boost=1\.0: .* approximate index .* allowed: boost=0"):
+        artifact.add_items(new_items, boost=1.0)
+    assert len(artifact.tokens) == 31
+    assert artifact.add_items(new_items, boost=0) == ["n7", "n8"]
+
+
 def test_export_with_items_serves_them_as_the_recommender_does(featured, new_items, tmp_path):
     out = tmp_path / "with-new"
     with pytest.raises(ConfigError, match="no-such.item'?: no such file"):

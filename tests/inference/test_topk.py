@@ -25,6 +25,23 @@ def test_block_top_k_equals_a_dense_top_k():
     np.testing.assert_allclose(scores, np.take_along_axis(dense, expected, 1), rtol=1e-6)
 
 
+def test_a_bias_is_added_to_every_query_s_score_of_its_item_in_every_block():
+    rng = np.random.default_rng(1)
+    items, queries = rng.normal(size=(300, 8)).astype(np.float32), rng.normal(size=(5, 8))
+    bias = np.zeros(300, np.float32)
+    bias[250:] = 3.0  # the last 50 items, in the last block
+    ids, scores = topk.exact(queries, items, 10, [[251]] * 5, block=64, bias=bias)
+    dense = queries.astype(np.float32) @ items.T + bias
+    dense[:, [0, 251]] = -np.inf
+    expected = np.argsort(-dense, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(dense, expected, 1), rtol=1e-6)
+    assert (ids >= 250).mean() > 0.5  # the boost moved them up
+    assert topk.grown_bias(None, 4, 2, 0.0) is None  # nothing to add: no bias array
+    np.testing.assert_array_equal(topk.grown_bias(None, 2, 1, 1.5), [0, 0, 1.5])
+    np.testing.assert_array_equal(topk.grown_bias(np.array([0, 1.5]), 2, 1, 0.0), [0, 1.5, 0])
+
+
 def test_approximate_top_k_finds_the_exact_one_on_a_small_catalogue():
     rng = np.random.default_rng(1)
     items, queries = rng.normal(size=(500, 16)).astype(np.float32), rng.normal(size=(20, 16))
