@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .cold_boost import BOOSTS, choose, evaluate_boosts, plot, valid_rows
 from .common import (
     add_output_options,
     machine,
@@ -199,13 +200,15 @@ def baselines(rows, items, cold, attributes, recent: int = RECENT, batch: int = 
 
 
 # ---- the models (in a worker process each) ----------------------------------------------------
-def evaluate_model(model_file: str, new_items: str | None, rows, cold: set[str]) -> dict:
-    """The checkpoint (the cold items added from ``new_items``, the attribute JSON) on the
-    rows, both protocols: its top 10 by ``Recommender.recommend``."""
+def evaluate_model(
+    model_file: str, new_items: str | None, rows, cold: set[str], boost: float = 0.0
+) -> dict:
+    """The checkpoint (the cold items added from ``new_items``, the attribute JSON, with
+    ``boost``) on the rows, both protocols: its top 10 by ``Recommender.recommend``."""
     from recbole_sasrec import Recommender
 
     rec = Recommender(model_file)
-    added = rec.add_items(new_items, format="json") if new_items else []
+    added = rec.add_items(new_items, format="json", boost=boost) if new_items else []
     known = set(rec.dataset.field2id_token[rec.iid_field][1:].tolist()) | set(added)
     inputs = [[i for i in history if i in known] for _, history, _ in rows]
     targets = [t for *_, t in rows]
@@ -238,6 +241,13 @@ def run_model(model: str, dataset: str, options: dict) -> dict:
     return {"model_file": str(model_file), "training": training, **metrics}
 
 
+def work(model: str, dataset: str, options: dict) -> dict:
+    """A worker's task: the boosts of trained checkpoints evaluated, or a model trained."""
+    if "boosts" in options:
+        return evaluate_boosts(options)
+    return run_model(model, dataset, options)
+
+
 # ---- one seed's files --------------------------------------------------------------------------
 def prepare_seed(log, attributes, share: float, seed: int, data_dir: Path, name: str) -> dict:
     """Write the seed's training log (converted), the cold items' attributes and the test rows;
@@ -258,7 +268,8 @@ def prepare_seed(log, attributes, share: float, seed: int, data_dir: Path, name:
     new_items.write_text(json.dumps({i: attributes[i] for i in placed}))
     rows = test_rows(log)
     rows_file = data_dir / "logs" / f"{dataset}-test.json"
-    rows_file.write_text(json.dumps({"rows": rows, "cold": sorted(cold)}))
+    valid = valid_rows(log)
+    rows_file.write_text(json.dumps({"rows": rows, "valid_rows": valid, "cold": sorted(cold)}))
     cold_targets = sum(t in cold for *_, t in rows)
     held = {
         "items": len(items),
@@ -274,6 +285,7 @@ def prepare_seed(log, attributes, share: float, seed: int, data_dir: Path, name:
         "dataset": dataset,
         "cold": cold,
         "rows": rows,
+        "valid_rows": valid,
         "items": items,
         "rows_file": str(rows_file),
         "new_items": str(new_items) if placed else None,
@@ -289,6 +301,8 @@ def label(r: dict) -> str:
         return f"attribute overlap (last {r['recent']}, cosine)"
     if r["method"] == "cold":
         return f"{r['model']}, cold items added from attributes"
+    if r["method"] == "boosts":
+        return f"{r['model']}, cold items added, boost chosen on validation"
     return f"{r['model']} trained with every item (ceiling)"
 
 
@@ -349,13 +363,17 @@ def summary(runs: list[dict], name: str, share: float, header: str) -> str:
         return mean([metric(r, "papers", group) for r in picked])
 
     for model in dict.fromkeys(r["model"] for r in runs if r["model"]):
-        cold = of("cold", model, "cold")
-        cells = [
-            ratio(cold, of("attributes", None, "cold"), 1.5),
-            ratio(cold, of("popularity", None, "cold"), 5),
-            ratio(of("cold", model, "warm"), of("full", model, "warm"), 0.95),
-        ]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        for method, what in (("cold", model), ("boosts", f"{model}, boost chosen on validation")):
+            if not any(r["method"] == method and r["model"] == model for r in runs):
+                continue
+            cold = of(method, model, "cold")
+            cells = [
+                ratio(cold, of("attributes", None, "cold"), 1.5),
+                ratio(cold, of("popularity", None, "cold"), 5),
+                ratio(of(method, model, "warm"), of("full", model, "warm"), 0.95),
+            ]
+            lines.append(f"| {what} | " + " | ".join(cells) + " |")
+    lines += boost_table([r for r in runs if r["method"] == "boosts"])
     lines += ["", "## Held out, per seed", ""]
     lines += [
         "| seed | items | cold items | placeable from attributes | interactions removed "
@@ -385,6 +403,40 @@ def summary(runs: list[dict], name: str, share: float, header: str) -> str:
         ]
         lines.append(f"| {what} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def boost_table(records: list[dict]) -> list[str]:
+    """Per model: each boost's cold and warm NDCG@10 on validation and test (the literature's
+    protocol, means over seeds), and the boost each seed chose (``cold_boost.choose``)."""
+    if not records:
+        return []
+    lines = ["", "## The boost of added items, chosen on validation (the literature's protocol)"]
+    lines += ["", "The rule, validation only: `benchmarks/cold_boost.py`. Curves: boost.png.", ""]
+    for model in dict.fromkeys(r["model"] for r in records):
+        rs = [r for r in records if r["model"] == model]
+        chosen = ", ".join(f"seed {r['seed']}: {r['chosen']:g}" for r in rs)
+        overlap = mean_sd([metric_of(r["overlap_valid"], "cold") for r in rs])
+        ceiling = mean_sd([metric_of(r["ceiling_valid"], "warm") for r in rs])
+        lines += [
+            f"{model}, chosen: {chosen}. Validation: attribute overlap's cold NDCG@10 {overlap}, "
+            f"the ceiling's warm NDCG@10 {ceiling}.",
+            "",
+            "| boost | valid cold | valid warm | test cold | test warm |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for b in sorted({float(b) for r in rs for b in r["valid"]}):
+            cells = [
+                mean_sd([metric_of(r[split][str(b)], group) for r in rs if str(b) in r[split]])
+                for split, group in (("valid", "cold"), ("valid", "warm"))
+                + (("test", "cold"), ("test", "warm"))
+            ]
+            lines.append(f"| {b:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def metric_of(metrics: dict, group: str) -> float | None:
+    return metrics["papers"][group][f"ndcg@{K}"]
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -417,6 +469,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="every run")
     parser.add_argument("--config_files", nargs="*", default=[], help="yaml files, every run")
     parser.add_argument("--max_epochs", type=int, default=400, help="cap on early stopping")
+    parser.add_argument(
+        "--boosts",
+        nargs="*",
+        type=float,
+        default=BOOSTS,
+        help="added items' score boosts to choose from on validation (none: no choice)",
+    )
     add_output_options(parser, "folder for runs.jsonl and summary.md")
     parser.add_argument("--data_dir", default=str(Path(tempfile.gettempdir()) / "cold_start"))
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "DATASET", "JSON"))
@@ -428,7 +487,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.worker:
         model, dataset, payload = args.worker
-        print(json.dumps(run_model(model, dataset, json.loads(payload))))
+        print(json.dumps(work(model, dataset, json.loads(payload))))
         return
 
     from recbole_sasrec import convert
@@ -462,6 +521,33 @@ def main(argv: list[str] | None = None) -> None:
         with open(record, "a") as f:
             f.write(json.dumps(r) + "\n")
 
+    def boosted(model: str, seed: int, prepared: dict, keys: dict, held: dict) -> None:
+        """The boosts of ``model``'s cold run evaluated (a worker), one chosen on validation."""
+        key = key_of(["boosts", keys["cold"], keys["full"], args.boosts, args.recent])
+        if key not in done:
+            options = {
+                "boosts": args.boosts,
+                "rows": prepared["rows_file"],
+                "new_items": prepared["new_items"],
+                "cold_model": done[keys["cold"]]["model_file"],
+                "full_model": done[keys["full"]]["model_file"],
+            }
+            r = run_worker(
+                "benchmarks.cold_start",
+                ["--data", args.data, "--attributes", args.attributes]
+                + ["--worker", model, prepared["dataset"], json.dumps(options)],
+            )
+            valid = baselines(
+                prepared["valid_rows"], prepared["items"], prepared["cold"], attributes, args.recent
+            )
+            r.update(method="boosts", model=model, boosts=args.boosts)
+            r.update(overlap_valid=valid["attributes"], popularity_valid=valid["popularity"])
+            r["chosen"] = choose(r)
+            r["metrics"] = r["test"][str(r["chosen"])]
+            finish(r, key, seed, held)
+        r = done[key]
+        print(f"{show(r)}; boost {r['chosen']:g} chosen on validation", flush=True)
+
     for seed in args.seeds:
         prepared = prepare_seed(log, attributes, args.cold, seed, data_dir, name)
         held = prepared["held_out"]
@@ -477,6 +563,7 @@ def main(argv: list[str] | None = None) -> None:
         for method in ("popularity", "attributes"):
             print(show(done[f"{key}-{method}"]), flush=True)
         for model in args.models:
+            keys = {}
             for method in ("cold", "full"):
                 dataset = prepared["dataset"] if method == "cold" else name
                 config_dict = {
@@ -505,8 +592,14 @@ def main(argv: list[str] | None = None) -> None:
                     r.update(method=method, model=model, loss=args.loss, settings=config_dict)
                     finish(r, key, seed, held)
                 print(show(done[key]), flush=True)
+                keys[method] = key
+            if args.boosts and prepared["new_items"]:
+                boosted(model, seed, prepared, keys, held)
     table = summary(list(done.values()), name, args.cold, header)
     (out / "summary.md").write_text(table)
+    records = [r for r in done.values() if r["method"] == "boosts"]
+    if records:
+        plot(records, out / "boost.png", f"{name}: the boost of items added from attributes")
     print("\n" + table)
 
 

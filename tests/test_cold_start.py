@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import cold_start
+from benchmarks import cold_boost, cold_start
 
 N_USERS, N_ITEMS = 60, 30
 
@@ -97,7 +97,7 @@ def test_a_run_splits_every_test_user_and_its_ceiling_agrees_with_recbole(tmp_pa
 
     def in_process(module, args):  # the worker, without a process of its own (seconds)
         model, dataset, payload = args[args.index("--worker") + 1 :]
-        return json.loads(json.dumps(cold_start.run_model(model, dataset, json.loads(payload))))
+        return json.loads(json.dumps(cold_start.work(model, dataset, json.loads(payload))))
 
     monkeypatch.setattr(cold_start, "run_worker", in_process)
     out = tmp_path / "out"
@@ -105,10 +105,11 @@ def test_a_run_splits_every_test_user_and_its_ceiling_agrees_with_recbole(tmp_pa
     tiny += ["MAX_ITEM_LIST_LENGTH=10", "show_progress=False", "state='WARNING'"]
     args = ["--data", str(data), "--attributes", str(json_file), "--models", "SASRec"]
     args += ["--seeds", "3", "--max_epochs", "1", "--out", str(out), "--set", *tiny]
-    args += ["--data_dir", str(tmp_path / "data")]
+    args += ["--data_dir", str(tmp_path / "data"), "--boosts", "0", "1000"]
     cold_start.main(args)
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
-    assert sorted(r["method"] for r in runs) == ["attributes", "cold", "full", "popularity"]
+    methods = ["attributes", "boosts", "cold", "full", "popularity"]
+    assert sorted(r["method"] for r in runs) == methods
     for r in runs:
         for protocol in ("papers", "recbole"):
             m = r["metrics"][protocol]
@@ -120,9 +121,35 @@ def test_a_run_splits_every_test_user_and_its_ceiling_agrees_with_recbole(tmp_pa
     assert full["metrics"]["papers"]["all"]["ndcg@10"] == pytest.approx(
         full["training"]["test_papers"]["ndcg@10"], abs=1e-5
     )
+    # the boosts: at 0 the cold run's own figures; a huge one puts the 3 cold items on top
+    boosts = by["boosts"]
+    assert boosts["test"]["0.0"] == by["cold"]["metrics"]
+    for split in ("valid", "test"):
+        low, high = (boosts[split][b]["recbole"]["cold"]["hit@10"] for b in ("0.0", "1000.0"))
+        assert high == 1.0 >= low
+    assert boosts["metrics"] == boosts["test"][str(boosts["chosen"])]
+    valid_users = boosts["valid"]["0.0"]["papers"]["all"]["users"]
+    assert valid_users == boosts["ceiling_valid"]["papers"]["all"]["users"] > 0
+    assert (out / "boost.png").stat().st_size > 0
     summary = (out / "summary.md").read_text()
     assert "| SASRec | " in summary and "cold items added from attributes" in summary
+    assert "boost chosen on validation" in summary and "| 1000 | " in summary
     # run again: every run is in the record, nothing is trained
     monkeypatch.setattr(cold_start, "run_worker", None)
     cold_start.main([*args, "--replace"])
-    assert len((out / "runs.jsonl").read_text().splitlines()) == 4
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 5
+
+
+def test_the_boost_chosen_is_the_least_that_reaches_the_cold_target_on_validation():
+    def metrics(cold):
+        return {"papers": {"cold": {"ndcg@10": cold}}}
+
+    r = {"overlap_valid": metrics(0.01)}
+    r["valid"] = {"0.0": metrics(0.001), "1.0": metrics(0.016), "2.0": metrics(0.03)}
+    assert cold_boost.choose(r) == 1.0  # 0.016 >= 1.5 x 0.01; 2.0 reaches it too, at more cost
+    r["valid"]["1.0"] = metrics(0.014)
+    assert cold_boost.choose(r) == 2.0
+    r["valid"]["2.0"] = metrics(0.012)  # none reaches it: the best cold figure
+    assert cold_boost.choose(r) == 1.0
+    rows = cold_boost.valid_rows({"a": ["1", "2", "3"], "b": ["1", "2"], "c": list("4567")})
+    assert rows == [("a", ["1"], "2"), ("c", ["4", "5"], "6")]  # the last item never read
