@@ -151,6 +151,7 @@ def _export(args) -> None:
         args.replace,
         args.items,
         args.items_format,
+        args.boost,
     )
     print(f"wrote {path}: " + ", ".join(sorted(p.name for p in path.iterdir())))
     print(f"serve with: Artifact.load({str(path)!r}) (recbole_sasrec.inference.artifact)")
@@ -229,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--items-format", choices=("item", "json"), default=None, help="default: by suffix"
+    )
+    p.add_argument(
+        "--boost",
+        type=float,
+        default=0.0,
+        help="added to the --items' scores when ranking (exact ranking only, not with --ann)",
     )
 
     args = parser.parse_args(argv)

@@ -95,7 +95,13 @@ class Artifact:
         if approximate:
             index = topk.ApproximateIndex.read(folder / checks.INDEX, items)
             checks.check_index(folder, index.index, items)
-        return cls(folder, session, items, token_id, metadata, index, _attributes(folder, metadata))
+        artifact = cls(
+            folder, session, items, token_id, metadata, index, _attributes(folder, metadata)
+        )
+        if boost := metadata.get("new_items_boost", 0.0):  # exported with items and a boost
+            known = len(items) - metadata["new_items"]
+            artifact.bias = topk.grown_bias(None, known, metadata["new_items"], boost)
+        return artifact
 
     def add_items(
         self, path: str | os.PathLike, format: str | None = None, boost: float = 0.0

@@ -82,14 +82,23 @@ def export(
     replace: bool = False,
     items: str | os.PathLike | None = None,
     items_format: str | None = None,
+    boost: float = 0.0,
 ) -> Path:
     """Write the folder ``out`` for ``model_file``; returns its path. ``ann``: also a faiss
     HNSW index for approximate top-k; ``replace``: overwrite ``out`` if it is an earlier export
     (any other folder or file is refused); ``items``: new items' attributes (a ``.item`` file or
     the attribute JSON, ``items_format`` as ``Recommender.add_items`` reads it) whose vectors
-    join the table. ``out`` is checked before the model loads; a full disk is a
+    join the table, ranked with ``boost`` added to their scores (as ``add_items`` adds it;
+    kept in ``metadata.json``, so exact ranking only: refused with ``ann``). ``out`` is checked before the model loads; a full disk is a
     ``DiskFullError`` that names ``out`` and keeps what was there."""
     ann, replace = checks.flag("ann", ann), checks.flag("replace", replace)
+    boost = checks.score("boost", boost)
+    if boost != 0.0 and (items is None or ann):
+        raise ConfigError(
+            f"boost={boost!r} is added to the scores of the items of items= (given: {items!r}), "
+            f"and an approximate index (ann={ann!r}) cannot add it; allowed: boost=0, or items "
+            f"with ann=False"
+        )
     _check_out(Path(out), replace)
     out = Path(os.path.normpath(out))  # a name of its own for the temporary folder beside it
     if ann:
@@ -120,11 +129,13 @@ def export(
         table = np.concatenate([table, new_items.vectors_for_model(model, new)])
         tokens += new.tokens
     with reporting_full_disk(out, "folder"):
-        _write(out, replace, model, config, dataset, table, tokens, ann)
+        _write(out, replace, model, config, dataset, table, tokens, ann, boost)
     return out
 
 
-def _write(out: Path, replace: bool, model, config, dataset, items, tokens, ann: bool) -> None:
+def _write(
+    out: Path, replace: bool, model, config, dataset, items, tokens, ann: bool, boost: float
+) -> None:
     """The folder built beside ``out``, checked, then moved into place whole."""
     L = config["MAX_ITEM_LIST_LENGTH"]
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.export-") as tmp:
@@ -149,6 +160,7 @@ def _write(out: Path, replace: bool, model, config, dataset, items, tokens, ann:
             "data": data_fingerprint(dataset, config),
             "version": package_version(),
             "new_items": len(tokens) - model.n_items,  # rows after the trained ones: no id row
+            "new_items_boost": boost,  # added to their scores
             "files": {p.name: checks.sha256(p) for p in sorted(folder.iterdir())},
         }
         (folder / checks.METADATA).write_text(json.dumps(metadata, indent=1))

@@ -299,6 +299,22 @@ def test_export_with_items_serves_them_as_the_recommender_does(featured, new_ite
     assert_same_recommendations(artifact, rec)
 
 
+def test_export_with_items_and_a_boost_ranks_as_the_recommender_does(featured, new_items, tmp_path):
+    out = tmp_path / "boosted"
+    for wrong in (dict(items=None), dict(items=new_items, ann=True)):
+        with pytest.raises(ConfigError, match=r"boost=2\.5 .* allowed: boost=0, or items"):
+            export(featured[0], out, boost=2.5, **wrong)
+    assert not out.exists()
+    argv = ["export", "--model-file", featured[0], "--out", str(out), "--items", str(new_items)]
+    assert main([*argv, "--boost", "2.5"]) == 0
+    assert json.loads((out / "metadata.json").read_text())["new_items_boost"] == 2.5
+    artifact = Artifact.load(out)
+    rec = Recommender(featured[0])
+    rec.add_items(new_items, boost=2.5)
+    np.testing.assert_array_equal(artifact.bias, rec._bias)
+    assert_same_recommendations(artifact, rec)
+
+
 def test_the_attribute_tables_are_checked_on_load(exported, tmp_path):
     import shutil
 
