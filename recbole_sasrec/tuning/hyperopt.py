@@ -5,7 +5,10 @@ trainer (RecBole's ``objective_function`` resolves ``SASRec``/``LightSANs`` to i
 the exhaustive search is ``ExhaustiveSearch``; fmin is seeded by the configuration's ``seed``
 (RecBole's draws an unseeded one), so the same command proposes the same trials; every trial is
 recorded as it finishes, and a trial whose configuration is invalid is recorded as failed while
-the search goes on; when every trial failed, ``ConfigError`` names the first one's error (in
+the search goes on; a point random or bayes search draws again (likely in a small discrete
+space) is not trained again: a trial trains with the configuration's seed, so it would end as
+the earlier one did, and it is listed with the earlier result (RecBole trains it again and keeps
+one entry); when every trial failed, ``ConfigError`` names the first one's error (in
 place of hyperopt's ``AllTrialsFailed``).
 """
 
@@ -27,6 +30,7 @@ from .search import DEFAULT_OUTPUT_FILE, finish, prepare_search
 
 DEFAULT_MAX_EVALS = 100  # RecBole's run_hyper.py: hyperopt random/bayes budget
 DEFAULT_EARLY_STOP = 10  # RecBole's run_hyper.py: stop after 10 trials without improvement
+REPEAT = "completed: drawn before, the earlier trial's result (not trained again)"
 
 
 def print_validation(metrics: dict[str, Any]) -> None:
@@ -49,8 +53,21 @@ class _HyperTuning(HyperTuning):
         self.record = record
 
     def trial(self, params):
-        from hyperopt import STATUS_FAIL
+        from hyperopt import STATUS_FAIL, STATUS_OK
 
+        if (earlier := self.params2result.get(self.params2str(params))) is not None:
+            self.record.add(
+                TrialResult(
+                    params=dict(params),
+                    valid_score=float(earlier["best_valid_score"]),
+                    valid_result=dict(earlier["best_valid_result"]),
+                    test_result=dict(earlier["test_result"]),
+                    status=REPEAT,
+                )
+            )
+            print(f"trial {self.params2str(params)}: {REPEAT}", flush=True)
+            score = earlier["best_valid_score"]
+            return {"loss": -score if earlier["valid_score_bigger"] else score, "status": STATUS_OK}
         try:
             status = super().trial(params)
         except ConfigError as error:  # an invalid point of the space: the search goes on

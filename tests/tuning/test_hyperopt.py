@@ -212,6 +212,38 @@ def test_hyperopt_random_and_bayes_are_seeded(tiny, space, tmp_path, algo):
     assert [t.valid_result for t in again.trials] == [t.valid_result for t in first.trials]
 
 
+def test_a_point_drawn_again_is_listed_with_its_result_and_not_trained_again(
+    tiny, tmp_path, monkeypatch
+):
+    from recbole_sasrec.tuning import hyperopt as driver
+
+    space = tmp_path / "sasrec.test"
+    space.write_text("n_layers choice [1, 2]\n")  # 4 random draws from 2 points: repeats
+    trained = []
+    real = driver.objective_function
+
+    def objective(params, *args, **kwargs):
+        trained.append(params["n_layers"])
+        return real(params, *args, **kwargs)
+
+    monkeypatch.setattr(driver, "objective_function", objective)
+    result = driver.run_hyperopt(
+        space, dataset="cycle", config_dict=dict(tiny, epochs=1), algo="random", max_evals=4
+    )
+    drawn = [t.params["n_layers"] for t in result.trials]
+    assert len(drawn) == 4 and sorted(trained) == sorted(set(drawn))  # each point trained once
+    first = {}
+    for trial in result.trials:
+        key = trial.params["n_layers"]
+        if key in first:
+            assert trial.status == driver.REPEAT
+            assert trial.valid_result == first[key].valid_result
+            assert trial.test_result == first[key].test_result
+        else:
+            assert trial.status == "completed"
+            first[key] = trial
+
+
 def test_search_writes_every_trial_as_it_ends(tiny, tmp_path, monkeypatch):
     from recbole_sasrec.tuning import hyperopt as driver
 
