@@ -25,7 +25,7 @@ from recbole.trainer.hyper_tuning import HyperTuning
 from ..core.keys import ConfigError
 from .exhaustive import ExhaustiveSearch
 from .objective import objective_function
-from .results import SearchResult, TrialResult
+from .results import COMPLETED, SearchResult, TrialResult
 from .search import DEFAULT_OUTPUT_FILE, finish, prepare_search
 
 DEFAULT_MAX_EVALS = 100  # RecBole's run_hyper.py: hyperopt random/bayes budget
@@ -56,15 +56,7 @@ class _HyperTuning(HyperTuning):
         from hyperopt import STATUS_FAIL, STATUS_OK
 
         if (earlier := self.params2result.get(self.params2str(params))) is not None:
-            self.record.add(
-                TrialResult(
-                    params=dict(params),
-                    valid_score=float(earlier["best_valid_score"]),
-                    valid_result=dict(earlier["best_valid_result"]),
-                    test_result=dict(earlier["test_result"]),
-                    status=REPEAT,
-                )
-            )
+            self.record.add(_trial(params, earlier, REPEAT))
             print(f"trial {self.params2str(params)}: {REPEAT}", flush=True)
             score = earlier["best_valid_score"]
             return {"loss": -score if earlier["valid_score_bigger"] else score, "status": STATUS_OK}
@@ -77,15 +69,8 @@ class _HyperTuning(HyperTuning):
         except Exception as error:
             self.record.add(TrialResult.failed(params, error))
             raise
-        result = self.params2result[self.params2str(params)]  # this trial's (just written)
-        self.record.add(
-            TrialResult(
-                params=dict(params),
-                valid_score=float(result["best_valid_score"]),
-                valid_result=dict(result["best_valid_result"]),
-                test_result=dict(result["test_result"]),
-            )
-        )
+        # this trial's result (just written)
+        self.record.add(_trial(params, self.params2result[self.params2str(params)]))
         return status
 
     def run(self):
@@ -108,6 +93,17 @@ class _HyperTuning(HyperTuning):
                 f"all {len(trials)} trial(s) failed, so there is no best; the first "
                 f"({first.params_str}) {first.status}"
             ) from None
+
+
+def _trial(params, result: dict, status: str = COMPLETED) -> TrialResult:
+    """A trial's record from RecBole's result of its parameters."""
+    return TrialResult(
+        params=dict(params),
+        valid_score=float(result["best_valid_score"]),
+        valid_result=dict(result["best_valid_result"]),
+        test_result=dict(result["test_result"]),
+        status=status,
+    )
 
 
 def run_hyperopt(
