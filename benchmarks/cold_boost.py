@@ -23,7 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 
 COLD_TARGET = 1.5  # the issue's: cold NDCG@10 >= 1.5x the attribute overlap's
-BOOSTS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+# finer where the cold and warm figures cross on Beauty (seed 2020's validation rows)
+BOOSTS = [0.0, 0.5, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
 
 
 def valid_rows(log: dict[str, list[str]]) -> list[tuple[str, list[str], str]]:
