@@ -89,8 +89,9 @@ def export(
     (any other folder or file is refused); ``items``: new items' attributes (a ``.item`` file or
     the attribute JSON, ``items_format`` as ``Recommender.add_items`` reads it) whose vectors
     join the table, ranked with ``boost`` added to their scores (as ``add_items`` adds it;
-    kept in ``metadata.json``, so exact ranking only: refused with ``ann``). ``out`` is checked before the model loads; a full disk is a
-    ``DiskFullError`` that names ``out`` and keeps what was there."""
+    kept in ``metadata.json``, so exact ranking only: refused with ``ann``). ``out`` is
+    checked before the model loads; a full disk is a ``DiskFullError`` that names ``out`` and
+    keeps what was there."""
     ann, replace = checks.flag("ann", ann), checks.flag("replace", replace)
     boost = checks.score("boost", boost)
     if boost != 0.0 and (items is None or ann):
