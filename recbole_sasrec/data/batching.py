@@ -17,7 +17,12 @@ than on ml-100k, and what a step costs whatever it holds then weighs more per ta
 (docs/design.md). Fewer steps an epoch need a larger ``learning_rate``.
 
 Every window is in exactly one batch per epoch, and the same seed gives the same batches. With
-several processes every process draws the same batches and takes its rows of each.
+several processes each process batches the windows of its own users (a hash of the user picks
+the process, as it picks a prepared log's partition: ``partitions.py``) into as many batches as
+every other process, about a single process's steps per epoch: a step of N processes trains
+about one single-process batch, a share from each process's users. This is the one way of
+sharing that a process holding only its users can follow, so a prepared log trains as the same
+log read whole.
 """
 
 from __future__ import annotations
@@ -82,16 +87,16 @@ class WindowTrainDataLoader(TrainDataLoader):
     ``WindowBatchSampler`` (``train_batching``); RecBole's negative sampling and transforms
     apply unchanged."""
 
-    def __init__(self, config, dataset, sampler, shuffle=True, world: int = 1, rank: int = 0):
+    def __init__(self, config, dataset, sampler, shuffle=True, steps: int = 0):
         self.logger = getLogger()
         self._set_neg_sample_args(
             config, dataset, config["MODEL_INPUT_TYPE"], config["train_neg_sample_args"]
         )
         self.sample_size = len(dataset)
         # AbstractDataLoader.__init__, with a batch sampler in place of RecBole's index sampler.
-        # With several processes RecBole's trainer calls sampler.set_epoch() when shuffle is
-        # set; the batch sampler reshuffles from its own generator, the same in every process.
-        self.shuffle = shuffle and world == 1
+        # With several processes (steps > 0) RecBole's trainer calls sampler.set_epoch() when
+        # shuffle is set; the batch sampler reshuffles from its own generator instead.
+        self.shuffle = shuffle and not steps
         self.config, self._dataset, self._sampler = config, dataset, sampler
         self._batch_size = self.step = self.model = None
         self._init_batch_size_and_step()
@@ -106,8 +111,7 @@ class WindowTrainDataLoader(TrainDataLoader):
             config["MAX_ITEM_LIST_LENGTH"],
             config["train_batching"] if shuffle else ORDERED,
             self.generator,
-            world,
-            rank,
+            steps,
             config["train_batch_positions"],
         )
         torch.utils.data.DataLoader.__init__(

@@ -1,6 +1,6 @@
 """Which windows go into which training batch, and where each lands in a packed row: index
-arithmetic on window lengths only (no tensors of the data, no RecBole), so that every process
-draws the same batches from the same seed (``batching.py`` turns them into RecBole batches)."""
+arithmetic on window lengths only (no tensors of the data, no RecBole), so that the same seed
+draws the same batches (``batching.py`` turns them into RecBole batches)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ class WindowBatchSampler(torch.utils.data.Sampler):
     ``lengths`` [R]: each window's real length. ``batching``: ``random`` (RecBole's: consecutive
     runs of ``batch_size`` in a random permutation) or ``length`` (see the module docstring).
     ``positions``: when > 0, the ``packed`` and ``length`` batches' size in real positions
-    (else ``batch_size`` windows' worth). ``world``/``rank``: the share of one of several
-    processes. Every process draws the same
-    batches from the same seed and takes rows ``rank::world`` of each, so a step of ``world``
-    processes trains on one batch of the single-process run (a batch with fewer rows than
-    processes is merged into the one before it); each window is trained once per epoch.
+    (else ``batch_size`` windows' worth). ``steps`` > 0: one process of several, holding the
+    windows of its own users (``integration.distributed``): its windows are cut, in the same
+    way, into exactly ``steps`` batches of about equal positions, so that every process takes
+    the same number of steps; each window is still trained once per epoch.
     """
 
     def __init__(
@@ -31,51 +30,57 @@ class WindowBatchSampler(torch.utils.data.Sampler):
         max_len: int,
         batching: str,
         generator: torch.Generator,
-        world: int = 1,
-        rank: int = 0,
+        steps: int = 0,
         positions: int = 0,
     ):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.max_len, self.batching = batch_size, max_len, batching
-        self.generator, self.world, self.rank = generator, world, rank
-        self.positions = positions
+        self.generator, self.steps, self.positions = generator, steps, positions
+        if steps > len(self.lengths):
+            raise ValueError(f"{len(self.lengths)} training windows cannot fill {steps} steps")
 
     def epoch_batches(self) -> list[np.ndarray]:
-        """Every batch of the next epoch, for all processes (draws from the generator)."""
-        n = len(self.lengths)
+        """Every batch of the next epoch (draws from the generator)."""
+        n, steps = len(self.lengths), self.steps
         if self.batching == ORDERED:
             order = np.arange(n)
-            return _merge_small(
-                [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)], self.world
-            )
+            if steps:
+                return np.array_split(order, steps)
+            return [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"batching={self.batching!r}; allowed: {BATCHINGS + (ORDERED,)}")
         order = torch.randperm(n, generator=self.generator).numpy()
         if self.batching == "random":
             # torch's RandomSampler draws a second permutation for the remainder (n % n rows);
             # drawn and dropped here too, so this reproduces RecBole's loader batch for batch.
             torch.randperm(n, generator=self.generator)
-            batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
-        elif self.batching == "packed":
-            # as many real positions as a random batch holds on average: the same number of
-            # steps per epoch and, in expectation, the same batch as random batching
-            budget = self.batch_size * float(self.lengths.mean()) if n else 1.0
-            budget = self.positions or budget
-            batches = _packed_batches(order, self.lengths, budget)
-        elif self.batching == "length":
-            budget = self.positions or self.batch_size * self.max_len  # positions per batch
+            if steps:
+                return np.array_split(order, steps)
+            return [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        if self.batching == "length":
             order = order[np.argsort(-self.lengths[order], kind="stable")]  # longest first
-            batches = _cut_by_budget(order, self.lengths[order], budget)
+            if steps:
+                batches = _cut_into(order, self.lengths, steps)
+            else:
+                budget = self.positions or self.batch_size * self.max_len  # positions a batch
+                batches = _cut_by_budget(order, self.lengths[order], budget)
             shuffle = torch.randperm(len(batches), generator=self.generator).numpy()
-            batches = [batches[i] for i in shuffle]
-        else:
-            raise ValueError(f"batching={self.batching!r}; allowed: {BATCHINGS + (ORDERED,)}")
-        return _merge_small(batches, self.world)
+            return [batches[i] for i in shuffle]
+        if steps:  # packed
+            return _cut_into(order, self.lengths, steps)
+        # as many real positions as a random batch holds on average: the same number of
+        # steps per epoch and, in expectation, the same batch as random batching
+        budget = self.positions or (self.batch_size * float(self.lengths.mean()) if n else 1.0)
+        return _packed_batches(order, self.lengths, budget)
 
     def __iter__(self):
         for batch in self.epoch_batches():
-            yield batch[self.rank :: self.world].tolist()
+            yield batch.tolist()
 
     def __len__(self) -> int:
-        if self.batching == "random" and self.world == 1:
+        if self.steps:
+            return self.steps
+        if self.batching in ("random", ORDERED):
             return -(-len(self.lengths) // self.batch_size)
         # data-dependent: count without drawing from the real generator
         state = self.generator.get_state()
@@ -83,6 +88,33 @@ class WindowBatchSampler(torch.utils.data.Sampler):
             return len(self.epoch_batches())
         finally:
             self.generator.set_state(state)
+
+
+def steps_per_epoch(
+    windows: int, positions: int, batch_size: int, max_len: int, batching: str, budget: int = 0
+) -> int:
+    """About the steps one process takes per epoch over ``windows`` windows holding ``positions``
+    real positions (``budget``: ``train_batch_positions``): what several processes, each
+    holding a share, agree to take together."""
+    if batching in ("random", ORDERED) or windows == 0:
+        return -(-windows // batch_size)
+    if batching == "packed":
+        budget = budget or batch_size * positions / windows
+    else:
+        budget = budget or batch_size * max_len
+    return max(1, int(np.ceil(positions / budget)))
+
+
+def _cut_into(order: np.ndarray, lengths: np.ndarray, steps: int) -> list[np.ndarray]:
+    """Windows in ``order`` cut into exactly ``steps`` consecutive batches of about equal real
+    positions, each with at least one window."""
+    n = len(order)
+    total = np.cumsum(lengths[order])
+    k = np.arange(1, steps)
+    ends = np.searchsorted(total, total[-1] * k / steps, side="right") if n else k
+    ends = np.clip(ends, k, n - steps + k)
+    ends = np.maximum.accumulate(ends - k) + k  # strictly increasing: no batch empty
+    return np.split(order, ends)
 
 
 def pack_rows(lengths: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,19 +153,3 @@ def _cut_by_budget(rows: np.ndarray, lengths: np.ndarray, budget: int) -> list[n
         batches.append(rows[i : i + size])
         i += size
     return batches
-
-
-def _merge_small(batches: list[np.ndarray], world: int) -> list[np.ndarray]:
-    """Merge each batch with fewer than ``world`` rows into the batch before it (after it, for
-    the first), so that every process gets at least one row of every batch."""
-    if world == 1:
-        return batches
-    merged: list[np.ndarray] = []
-    for batch in batches:
-        if merged and (len(batch) < world or len(merged[-1]) < world):
-            merged[-1] = np.concatenate([merged[-1], batch])
-        else:
-            merged.append(batch)
-    if sum(map(len, merged)) and len(merged[-1]) < world:
-        raise ValueError(f"{sum(map(len, merged))} training windows cannot be shared by {world}")
-    return merged

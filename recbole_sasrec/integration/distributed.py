@@ -1,9 +1,9 @@
 """Training in several processes (``torch.distributed``): gloo on CPU, NCCL on GPUs.
 
 ``join`` enters the process group a configuration describes (``Config`` only chooses the
-device); ``shard`` gives a process its share of the evaluation rows; ``DistributedMixin`` wraps
-RecBole's trainer; ``spawn`` starts the processes of ``run(nproc=...)``. Every process builds
-the same training batches and takes its rows of each (``data.batching.WindowBatchSampler``).
+device); ``own_rows`` gives a process the rows of its own users and ``shared_steps`` the steps
+every process takes over its windows (``data.batching``); ``DistributedMixin`` wraps RecBole's
+trainer; ``spawn`` starts the processes of ``run(nproc=...)``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from ..core.processes import world_and_rank
 from ..data.arrays import take
-
-
-def world_and_rank(config) -> tuple[int, int]:
-    """(processes in all, this process's rank); (1, 0) in a single process."""
-    if config["single_spec"]:
-        return 1, 0
-    return config["world_size"], config["local_rank"] + (config["offset"] or 0)
 
 
 def join(config) -> None:
@@ -62,16 +56,43 @@ def single_process_view(config):
     return local
 
 
-def shard(part, by_user: bool, world: int, rank: int):
-    """This process's share of evaluation rows: every ``world``-th sample, or of whole users in
-    user order (sampled evaluation groups a user's samples)."""
-    if world == 1:
+def own_rows(part, owners: np.ndarray | None, rank: int):
+    """This process's share of a split: the rows of the users it owns (``owners``: the process
+    of each user id, ``dataset.user_owners``); all of them when the process read only its own
+    users (a prepared log)."""
+    if owners is None:
         return part
-    if not by_user:
-        return part.copy(take(part.inter_feat, np.arange(rank, len(part), world)))
     uid = part.inter_feat[part.uid_field].numpy()
-    mine = np.unique(uid)[rank::world]
-    return part.copy(take(part.inter_feat, np.flatnonzero(np.isin(uid, mine))))
+    return part.copy(take(part.inter_feat, np.flatnonzero(owners[uid] == rank)))
+
+
+def shared_steps(lengths: np.ndarray, config) -> int:
+    """The training steps per epoch every process takes, each over its own windows (their
+    ``lengths``): about what one process would take over all of them, and no more than the
+    process with the fewest windows can fill (``ValueError`` when one has none)."""
+    from ..data.packing import steps_per_epoch
+
+    world, rank = world_and_rank(config)
+    mine = (len(lengths), int(np.sum(lengths)))
+    shares = [None] * world
+    dist.all_gather_object(shares, mine)
+    empty = [r for r, (windows, _) in enumerate(shares) if windows == 0]
+    if empty:
+        raise ValueError(
+            f"process {empty[0]} of {world} holds no training windows (fewer users than "
+            f"processes, or a prepared log whose partitions of that process are empty); "
+            f"allowed: fewer processes"
+        )
+    windows, positions = (sum(column) for column in zip(*shares, strict=True))
+    steps = steps_per_epoch(
+        windows,
+        positions,
+        config["train_batch_size"],
+        config["MAX_ITEM_LIST_LENGTH"],
+        config["train_batching"],
+        config["train_batch_positions"],
+    )
+    return max(1, min(steps, min(w for w, _ in shares)))
 
 
 def port_number(port) -> int:
@@ -127,10 +148,11 @@ PER_CANDIDATE = ("rec.score", "data.label")  # value metrics: one row per scored
 
 
 class _GatheringEvaluator:
-    """RecBole's ``Evaluator`` over the rows of every process: each process evaluated every
-    ``world``-th sample, or user (``shard``), so the rows are gathered and put back in the
-    single-process order before the metrics are computed; every process then reports the metrics
-    of all samples (RecBole averages the processes' metrics, weighted by their batches)."""
+    """RecBole's ``Evaluator`` over the rows of every process: each process evaluated the rows
+    of its own users (``own_rows``), so the rows are gathered, process after process, before
+    the metrics are computed; every process then reports the metrics of all rows (RecBole
+    averages the processes' metrics, weighted by their batches). The metrics are means over
+    rows: those one process computes over all rows, up to the order of a sum."""
 
     def __init__(self, evaluator, world: int):
         self.evaluator, self.world = evaluator, world
@@ -142,14 +164,7 @@ class _GatheringEvaluator:
             local = struct[key]
             parts = [None] * self.world
             dist.all_gather_object(parts, local.cpu())
-            if key in PER_ROW:  # rank r held samples r, r + world, ...
-                total = sum(len(p) for p in parts)
-                merged = torch.empty((total, *local.shape[1:]), dtype=local.dtype)
-                for rank, part in enumerate(parts):
-                    merged[np.arange(rank, total, self.world)] = part
-            else:
-                merged = torch.cat(parts)
-            struct[key] = merged.to(local.device)
+            struct[key] = torch.cat(parts).to(local.device)
         return self.evaluator.evaluate(struct)
 
 

@@ -11,10 +11,12 @@ from recbole.data.dataloader import NegSampleEvalDataLoader, TrainDataLoader
 from recbole.data.utils import create_samplers, load_split_dataloaders, save_split_dataloaders
 from recbole.utils import set_color
 
+from ..core.keys import ConfigError
+from ..core.processes import world_and_rank
 from ..data.batching import WindowTrainDataLoader
 from ..data.full_sort import BoundedFullSortEvalDataLoader
 from ..data.sampled_eval import CandidateEvalDataLoader
-from .distributed import shard, single_process_view, world_and_rank
+from .distributed import own_rows, shared_steps, single_process_view
 from .registry import is_ours
 
 
@@ -23,12 +25,12 @@ def sampled(config, phase: str) -> bool:
     return args["distribution"] != "none" and args["sample_num"] != "none"
 
 
-def eval_loader(config, phase: str, part, sampler):
+def eval_loader(config, phase: str, part, sampler, owners):
     """The evaluation loader of one phase, over this process's share of the rows."""
     world, rank = world_and_rank(config)
     by_user = sampled(config, phase)
     if world > 1:  # a loader of this process's share, built as a single process builds one
-        part, config = shard(part, by_user, world, rank), single_process_view(config)
+        part, config = own_rows(part, owners, rank), single_process_view(config)
     if not by_user:
         return BoundedFullSortEvalDataLoader(config, part, sampler, shuffle=False)
     if config["transform"] is None:
@@ -49,15 +51,27 @@ def data_preparation(config, dataset):
     train_dataset, valid_dataset, test_dataset = built
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
     shuffle = config["shuffle"]
+    world, rank = world_and_rank(config)
+    owners = dataset.user_owners(world) if world > 1 else None
+    if world > 1 and owners is None and not config["train_all_positions"]:
+        raise ConfigError(
+            "train_all_positions=False with a prepared log in several processes: RecBole's "
+            "loader shares rows it assumes every process holds; allowed: train_all_positions: "
+            "True (the default)"
+        )
     if config["train_all_positions"]:
-        world, rank = world_and_rank(config)
-        train = WindowTrainDataLoader(config, train_dataset, train_sampler, shuffle, world, rank)
+        steps = 0
+        if world > 1:  # each process its users' windows, in as many steps as the others
+            train_dataset = own_rows(train_dataset, owners, rank)
+            lengths = train_dataset.inter_feat[train_dataset.item_list_length_field].numpy()
+            steps = shared_steps(lengths, config)
+        train = WindowTrainDataLoader(config, train_dataset, train_sampler, shuffle, steps)
     else:
         train = TrainDataLoader(config, train_dataset, train_sampler, shuffle=shuffle)
     loaders = (
         train,
-        eval_loader(config, "valid", valid_dataset, valid_sampler),
-        eval_loader(config, "test", test_dataset, test_sampler),
+        eval_loader(config, "valid", valid_dataset, valid_sampler, owners),
+        eval_loader(config, "test", test_dataset, test_sampler, owners),
     )
     if config["save_dataloaders"]:
         save_split_dataloaders(config, dataloaders=loaders)

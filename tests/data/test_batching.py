@@ -9,7 +9,7 @@ from conftest import build, write_cycle_dataset
 from recbole.data.dataloader import TrainDataLoader
 
 from recbole_sasrec.data.batching import WindowTrainDataLoader
-from recbole_sasrec.data.packing import BATCHINGS, ORDERED, WindowBatchSampler
+from recbole_sasrec.data.packing import BATCHINGS, ORDERED, WindowBatchSampler, steps_per_epoch
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
@@ -77,20 +77,26 @@ def test_length_batching_pads_far_less_on_a_long_tailed_log():
 
 
 @pytest.mark.parametrize("batching", [*BATCHINGS, ORDERED])
-def test_processes_share_each_batch_without_overlap(batching):
-    lengths = np.random.default_rng(1).integers(1, 51, 3001)
-    shares = [
-        list(WindowBatchSampler(lengths, 64, 50, batching, torch.Generator().manual_seed(5), 3, r))
-        for r in range(3)
-    ]
-    single = WindowBatchSampler(lengths, 64, 50, batching, torch.Generator().manual_seed(5), 3, 0)
-    batches = single.epoch_batches()
-    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))  # each once
-    assert [len(s) for s in shares] == [len(batches)] * 3  # the same number of steps
-    for step, batch in enumerate(batches):
-        parts = [shares[rank][step] for rank in range(3)]
-        assert all(parts)  # every process has rows at every step
-        assert sorted(sum(parts, [])) == sorted(batch.tolist())  # disjoint, together the batch
+def test_a_process_cuts_its_windows_into_the_agreed_steps(batching):
+    """One process of several (its own users' windows): exactly ``steps`` batches, none empty,
+    every window once an epoch, about equal positions each (packed, length); and the agreed steps are about what
+    one process would take over all windows."""
+    rng = np.random.default_rng(1)
+    everything = rng.integers(1, 51, 3001)
+    single = WindowBatchSampler(everything, 64, 50, batching, torch.Generator().manual_seed(5))
+    steps = steps_per_epoch(len(everything), int(everything.sum()), 64, 50, batching)
+    assert abs(steps - len(single)) <= 1
+    mine = everything[rng.random(len(everything)) < 0.4]  # a process's share
+    sampler = WindowBatchSampler(mine, 64, 50, batching, torch.Generator().manual_seed(5), steps)
+    for _ in range(2):  # two epochs
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == steps and all(batches)
+        assert sorted(sum(batches, [])) == list(range(len(mine)))
+        if batching in ("packed", "length"):  # cut by positions; the others by windows
+            positions = np.array([mine[b].sum() for b in batches])
+            assert positions.max() <= mine.sum() / steps + 2 * 50
+    with pytest.raises(ValueError, match="cannot fill"):
+        WindowBatchSampler(mine[:3], 64, 50, batching, torch.Generator(), steps=4)
 
 
 @pytest.mark.parametrize("name", ["SASRec", "LightSANs"])

@@ -1,4 +1,4 @@
-"""Training in several CPU processes through torch.distributed (gloo): shared windows, identical weights, the same metrics everywhere, a checkpoint that loads in one process; torchrun and run(nproc=2)."""
+"""Training in several CPU processes through torch.distributed (gloo): each its users' windows, identical weights, the same metrics everywhere, a checkpoint that loads in one process; torchrun and run(nproc=2)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import FEATURES, TESTS, TINY, build, free_port, write_cycle_dataset, write_items
 
 from recbole_sasrec import ConfigError, load_data_and_model, run
@@ -56,8 +55,6 @@ with run_logging(config):
         result = real_step(*args, **kwargs)
         flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
         sums.append(hashlib.sha256(flat.numpy().tobytes()).hexdigest())
-        if len(sums) == len(train):  # the weights after the first epoch
-            torch.save(net.state_dict(), f"{out}/rank{rank}-epoch1.pt")
         return result
 
     net.calculate_loss, trainer.optimizer.step = loss, step
@@ -69,12 +66,6 @@ with open(f"{out}/rank{rank}.json", "w") as f:
                "batches": len(train)}, f)
 leave(was_joined=False)  # prepare() joined it: wait for the other rank, then leave
 """
-
-
-# Weights after one epoch, 2 processes against 1, relative (all parameters as one vector):
-# measured 0.044-0.131 over seeds 2020, 1, 2 of both models, where a run with another seed
-# is 0.49-0.53 away (2026-12-05, 1 thread each).
-DRIFT = 0.25
 
 
 @pytest.fixture
@@ -118,33 +109,31 @@ def test_two_gloo_processes_under_torchrun(tmp_path, data, name):
     assert done.returncode == 0, done.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
-    # (a) at every step the two processes train disjoint rows of one batch; over an epoch,
-    # every window exactly once
+    # (a) each process trains the windows of its own users, as many steps as the other; over
+    # an epoch, every window exactly once
     per_epoch = ranks[0]["batches"]
+    assert ranks[1]["batches"] == per_epoch
     assert len(ranks[0]["steps"]) == len(ranks[1]["steps"]) == per_epoch * data["epochs"]
+    users = [{key.split(":")[0] for key in sum(r["steps"], [])} for r in ranks]
+    assert users[0] and users[1] and not users[0] & users[1]
     for epoch in range(data["epochs"]):
         seen = []
         for step in range(epoch * per_epoch, (epoch + 1) * per_epoch):
             a, b = ranks[0]["steps"][step], ranks[1]["steps"][step]
-            assert a and b and not set(a) & set(b)
+            assert a and b
             seen += a + b
-        assert len(seen) == len(set(seen)) == ranks[0]["windows"]
+        assert len(seen) == len(set(seen)) == ranks[0]["windows"] + ranks[1]["windows"]
     # (b) identical weights after every step
     assert ranks[0]["sums"] == ranks[1]["sums"]
     # (c) every process reports the metrics of all rows: the same numbers
     assert ranks[0]["test"] == ranks[1]["test"] and ranks[0]["valid"] == ranks[1]["valid"]
-    # ... and trains as one process on the same batches (no dropout, full softmax), up to the
-    # processes averaging their halves' mean losses where one process averages the whole
-    # batch's: after one epoch the weights differ by DRIFT at most (the test metrics say
-    # nothing here: every run reaches Hit@10 = NDCG@10 = 1.0 by epoch 4)
-    config, net, train, valid, _ = build(name, "cycle", dict(data, epochs=1))
-    get_trainer(config["MODEL_TYPE"], config["model"])(config, net).fit(
-        train, valid, saved=False, show_progress=False
-    )
-    one, two = net.state_dict(), torch.load(tmp_path / "rank0-epoch1.pt", weights_only=True)
-    keys = [k for k, v in one.items() if v.is_floating_point()]
-    drift = torch.cat([(two[k] - one[k]).reshape(-1) for k in keys]).norm()
-    assert drift <= DRIFT * torch.cat([one[k].reshape(-1) for k in keys]).norm()
+    # ... and learns what one process learns from the same data and epochs (no longer batch
+    # for batch: each process draws its own users' batches)
+    config, net, train, valid, test = build(name, "cycle", data)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    trainer.fit(train, valid, saved=False, show_progress=False)
+    one = trainer.evaluate(test, load_best_model=False)
+    assert ranks[0]["test"]["ndcg@10"] >= one["ndcg@10"] - 0.05 > 0.5
     # (d) the checkpoint rank 0 wrote loads in one process
     _, model, *_ = load_data_and_model(ranks[0]["model_file"])
     assert type(model).__name__ == name
