@@ -1,4 +1,4 @@
-"""Command line: ``python -m recbole_sasrec {recommend,attention,convert,export} ...``.
+"""Command line: ``python -m recbole_sasrec {recommend,attention,convert,prepare,export} ...``.
 
 python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --user 196 --k 10
 python -m recbole_sasrec recommend --model-file saved/SASRec-....pth --items 50,172,133
@@ -7,6 +7,8 @@ python -m recbole_sasrec attention --model-file saved/SASRec-....pth --user 196 
 python -m recbole_sasrec convert --input ratings.txt --format sasrec --name mydata --out data/
 python -m recbole_sasrec convert --input item2attributes.json --format attributes --name mydata \
     --out data/                                  # the .item file beside mydata.inter
+python -m recbole_sasrec prepare --data-path data/ --dataset mydata --partitions 8 \
+    --out prepared/                              # each process then reads only its share
 python -m recbole_sasrec export --model-file saved/SASRec-....pth --out model_dir/ [--ann]
 python -m recbole_sasrec export --model-file saved/SASRec-....pth --out model_dir/ \
     --items new.item                             # with items never seen in training
@@ -139,6 +141,24 @@ def _convert(args) -> None:
     )
 
 
+def _prepare(args) -> None:
+    from .data.partitions import prepare
+
+    prepare(
+        args.data_path,
+        args.dataset,
+        args.out,
+        args.partitions,
+        args.chunk_rows,
+        replace=args.replace,
+        report=print,
+    )
+    print(
+        f"train with: run_recbole(model='SASRec', dataset='{args.dataset}', "
+        f"config_dict={{'data_path': '{args.out}'}}) (several processes: nproc=..., torchrun)"
+    )
+
+
 def _export(args) -> None:
     from .inference.export import export
 
@@ -214,6 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--field", default="attributes", help="attributes: the .item field's name")
     p.add_argument("--replace", action="store_true", help="overwrite an existing data set")
 
+    p = sub.add_parser("prepare", help="a log in partitions by user, each process its share")
+    p.add_argument("--data-path", required=True, help="holds <dataset>/<dataset>.inter")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--partitions", type=int, required=True, help="a multiple of the processes")
+    p.add_argument("--out", required=True, help="the data_path to train with")
+    p.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows read at a time")
+    p.add_argument("--replace", action="store_true", help="overwrite an earlier preparation")
+
     p = sub.add_parser("export", help="a folder that serves without RecBole (ONNX encoder)")
     p.add_argument("--model-file", required=True, help="checkpoint written by run_recbole")
     p.add_argument("--out", required=True, help="the folder to write")
@@ -243,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "recommend": _recommend,
         "attention": _attention,
         "convert": _convert,
+        "prepare": _prepare,
         "export": _export,
     }
     try:

@@ -43,11 +43,12 @@ from ..core.fields import target_list_field
 from .arrays import gather_windows, group_starts, ranks, take
 from .features import ItemFeatureReader
 from .full_sort import mark_histories
+from .partitioned import PartitionedReader
 from .reader import TypedReader
 from .split import split_labels
 
 
-class AllPositionDataset(ItemFeatureReader, TypedReader, SequentialDataset):
+class AllPositionDataset(PartitionedReader, ItemFeatureReader, TypedReader, SequentialDataset):
     """A ``SequentialDataset`` whose training split has one row per window of a user's history,
     prepared without per-prefix rows; with ``train_all_positions: False``, RecBole's."""
 

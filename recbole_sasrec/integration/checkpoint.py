@@ -133,13 +133,16 @@ def data_fingerprint(dataset, config) -> dict[str, Any]:
     users = dataset.field2id_token[dataset.uid_field]
     items = dataset.field2id_token[dataset.iid_field]
     numbered = [dataset.iid_field, *(config["selected_features"] or [])]
+    prepared = getattr(dataset, "prepared", None)
+    if prepared is not None:  # each process holds its users only: the preparation names them
+        inter_file = os.path.join(config["data_path"], "partitions.json")
     return {
         "dataset": config["dataset"],
         "inter_file": os.path.abspath(inter_file),
         "inter_sha256": file_hash(inter_file),
-        "users": len(users) - 1,
+        "users": len(users) - 1 if prepared is None else prepared["users"],
         "items": len(items) - 1,
-        "user_ids": _tokens_hash(users),
+        "user_ids": _tokens_hash(users) if prepared is None else prepared["prepared_id"],
         "item_ids": _tokens_hash(items),
         "vocabularies": {
             field: [str(token) for token in dataset.field2id_token[field]]

@@ -41,7 +41,12 @@ def create_dataset(config: Config) -> Dataset:
     A data set RecBole knows by name (ml-1m, amazon-beauty, yelp, ...) is downloaded on first
     use (``download.py``); any other missing interaction file fails at once, naming the path."""
     inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
-    if not config["benchmark_filename"] and not os.path.isfile(inter_file):
+    prepared = os.path.join(config["data_path"], "partitions.json")  # data.partitions
+    if (
+        not config["benchmark_filename"]
+        and not os.path.isfile(inter_file)
+        and not (os.path.isfile(prepared))
+    ):
         if dataset_url(config["dataset"]) is None:
             raise ConfigError(
                 f"dataset={config['dataset']!r}: no interaction file {inter_file}, and it is "

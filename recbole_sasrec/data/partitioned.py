@@ -1,0 +1,123 @@
+"""Reading a prepared log (``partitions.py``): each process its share, numbered as the whole log.
+
+A data set folder holding ``partitions.json`` is read from its parts instead of the ``.inter``
+file: process r of N reads partitions r, r + N, ...; its rows are put back in log order (so
+RecBole numbers its users in the order the whole log gives them), and items are numbered from
+the replicated vocabulary (so every process, and a single process reading every part, has the
+ids RecBole gives reading the whole file). Everything after reading is RecBole's and ours, as
+for an atomic file.
+
+Refused before anything is read, each with the key: what needs the whole log at once (filters
+by interaction counts or values, removing repeated pairs, a split that is not per user), and
+fields other than the prepared ones. Filter the log before preparing it instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from recbole.data.dataset import Dataset
+from recbole.utils import FeatureSource, FeatureType
+
+from ..core.keys import ConfigError
+from ..core.processes import world_and_rank
+from .partitions import MANIFEST, partition_of, partitions_of_rank, read_manifest, read_partitions
+
+EVERYTHING = [("[", 0.0, float("inf"), ")")]  # an interaction-count interval that keeps all
+
+
+class PartitionedReader(Dataset):
+    """``Dataset`` reading a prepared log's share in place of its ``.inter`` file."""
+
+    prepared: dict | None = None  # the manifest, when read from one
+
+    def _load_inter_feat(self, token, dataset_path):
+        manifest = read_manifest(dataset_path)
+        if manifest is None:
+            super()._load_inter_feat(token, dataset_path)
+            return
+        self._check_prepared(manifest, dataset_path)
+        world, rank = world_and_rank(self.config)
+        frame, self._vocabulary = read_partitions(dataset_path, manifest, world, rank)
+        fields = manifest["fields"]
+        for field, ftype in (
+            (fields["user"], FeatureType.TOKEN),
+            (fields["item"], FeatureType.TOKEN),
+            (fields["time"], FeatureType.FLOAT),
+        ):
+            self.field2source[field] = FeatureSource.INTERACTION
+            self.field2type[field] = ftype
+            self.field2seqlen[field] = 1
+            if ftype == FeatureType.FLOAT:
+                self.field2bucketnum[field] = 2
+        self.inter_feat, self.prepared = frame, manifest
+        mine = partitions_of_rank(manifest["partitions"], world, rank)
+        if manifest["partitions"] % world:
+            self.logger.warning(
+                f"{dataset_path}: {manifest['partitions']} partitions over {world} processes: "
+                f"uneven shares (process r reads partitions r, r + {world}, ...), and users "
+                f"train in other processes than with the log read whole; a world size "
+                f"dividing {manifest['partitions']} avoids both"
+            )
+        self.logger.info(
+            f"{dataset_path}: process {rank} of {world} reads {len(mine)} of "
+            f"{manifest['partitions']} partitions ({len(frame)} of {manifest['interactions']} "
+            f"interactions); {manifest['items']} items"
+        )
+
+    def _check_prepared(self, manifest: dict, folder) -> None:
+        config, fields = self.config, manifest["fields"]
+        where = f"{folder}/{MANIFEST}"
+        for key, name in (
+            ("USER_ID_FIELD", "user"),
+            ("ITEM_ID_FIELD", "item"),
+            ("TIME_FIELD", "time"),
+        ):
+            if config[key] != fields[name]:
+                raise ConfigError(
+                    f"{key}={config[key]!r}, but {where} holds the {name} as {fields[name]!r}; "
+                    f"allowed: {key}={fields[name]!r}"
+                )
+        intervals = ("user_inter_num_interval", "item_inter_num_interval")
+        for key in intervals:
+            if self._parse_intervals_str(config[key]) not in (None, EVERYTHING):
+                raise ConfigError(
+                    f"{key}={config[key]!r} with a prepared log ({where}): counting "
+                    f"interactions needs the whole log, which no process holds; allowed: "
+                    f"'[0,inf)' (filter the log before prepare)"
+                )
+        for key in ("val_interval", "rm_dup_inter", "benchmark_filename"):
+            if config[key] is not None:
+                raise ConfigError(
+                    f"{key}={config[key]!r} with a prepared log ({where}): it would change "
+                    f"the rows or items of the whole log, which no process holds; allowed: "
+                    f"None (apply it to the log before prepare)"
+                )
+        split = config["eval_args"]["split"]
+        mode = next(iter(split)) if isinstance(split, dict) and split else None
+        by_user = mode == "LS" or (mode == "RS" and config["eval_args"]["group_by"] == "user")
+        if not by_user:
+            raise ConfigError(
+                f"eval_args split={split!r} with a prepared log ({where}): a split across "
+                f"users needs the whole log; allowed: a split of each user's interactions, "
+                f"{{'LS': 'valid_and_test'}} or {{'RS': [...]}} with group_by: user"
+            )
+
+    def _remap(self, remap_list):
+        """RecBole's, with the replicated vocabulary ahead of the items this process read."""
+        if self.prepared is not None and any(f == self.iid_field for _, f, _ in remap_list):
+            known = pd.DataFrame({self.iid_field: np.array(self._vocabulary, dtype=object)})
+            remap_list = [(known, self.iid_field, FeatureType.TOKEN), *remap_list]
+        super()._remap(remap_list)
+
+    def user_owners(self, world: int) -> np.ndarray | None:
+        """The process that trains and evaluates each user id [user_num] (``partition_of`` the
+        user token, modulo ``world``: with a prepared log of P partitions and N dividing P,
+        the process that reads the user); None when this process holds only its own users
+        (a prepared log)."""
+        if self.prepared is not None:
+            return None
+        tokens = self.field2id_token[self.uid_field]
+        owners = np.zeros(len(tokens), dtype=np.int64)
+        owners[1:] = partition_of(tokens[1:], world)
+        return owners
