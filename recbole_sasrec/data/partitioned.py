@@ -110,6 +110,22 @@ class PartitionedReader(Dataset):
             remap_list = [(known, self.iid_field, FeatureType.TOKEN), *remap_list]
         super()._remap(remap_list)
 
+    def _normalize(self):
+        """RecBole's, with the time scaled by the whole log's range (``normalize_all``, its
+        default, scales float fields by their min and max: a process's own would differ from
+        the whole log's, and with it the ties that float32 times make)."""
+        time = self.config["TIME_FIELD"]
+        raw = self.inter_feat[time].to_numpy(copy=True) if self.prepared is not None else None
+        super()._normalize()
+        if raw is None:
+            return
+        fields = self.config["normalize_field"] or (
+            self.float_like_fields if self.config["normalize_all"] else []
+        )
+        if time in fields:
+            low, high = self.prepared["time_range"]
+            self.inter_feat[time] = (raw - low) / (high - low) if high != low else 1.0
+
     def user_owners(self, world: int) -> np.ndarray | None:
         """The process that trains and evaluates each user id [user_num] (``partition_of`` the
         user token, modulo ``world``: with a prepared log of P partitions and N dividing P,

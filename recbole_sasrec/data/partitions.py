@@ -3,7 +3,8 @@ share (``python -m recbole_sasrec prepare``; docs/usage.md, "Several machines").
 
 The layout of ``<out>/<name>/`` (a Spark or Ray Data job can write the same):
 
-    partitions.json          the manifest: fields, partitions, counts, the run's id
+    partitions.json          the manifest: fields, partitions, counts, the time's range, the
+                             run's id
     items.parquet            the item vocabulary: ``token`` (string), ``count`` (int64), in id
                              order (id = row + 1; 0 is RecBole's [PAD])
     part-00000.parquet ...   the interactions of the users of each partition: ``user_id`` and
@@ -152,7 +153,7 @@ def prepare(
         vocabulary: dict[str, int] = {}
         counts = np.zeros(0, dtype=np.int64)
         rows = np.zeros(partitions, dtype=np.int64)
-        seen = 0
+        seen, low, high = 0, np.inf, -np.inf
         chunks = pd.read_csv(
             inter,
             sep="\t",
@@ -190,6 +191,7 @@ def prepare(
                     writers[p].write_table(table.take(order[bounds[p] : bounds[p + 1]]))
             rows += np.bincount(part, minlength=partitions)
             seen += n
+            low, high = min(low, chunk[time].min()), max(high, chunk[time].max())
             report(f"prepare {dataset}: {seen} interactions read, {len(vocabulary)} items")
         for writer in writers:
             writer.close()
@@ -213,6 +215,8 @@ def prepare(
             "hash": HASH_RULE,
             "prepared_id": prepared_id,
             "interactions": seen,
+            # RecBole scales float fields by their min and max (normalize_all): the whole log's
+            "time_range": [float(low), float(high)] if seen else None,
             "items": len(tokens),
             "users": sum(f["users"] for f in files),
             "vocabulary_sha256": hashlib.sha256((work / VOCABULARY).read_bytes()).hexdigest(),

@@ -269,11 +269,13 @@ class Config(recbole.config.Config):
         if not isinstance(given, (str, os.PathLike)):
             raise ConfigError(f"data_path={given!r} must be a folder (a path)")
         folder = os.path.join(os.fspath(given), BUNDLED)
-        if not os.path.isfile(os.path.join(folder, f"{BUNDLED}.inter")):
+        readable = (f"{BUNDLED}.inter", "partitions.json")  # the file, or a prepared log
+        if not any(os.path.isfile(os.path.join(folder, name)) for name in readable):
             raise ConfigError(
                 f"data_path={os.fspath(given)!r} holds no {os.path.join(folder, BUNDLED)}.inter; "
-                f"allowed: a data_path holding {BUNDLED}/{BUNDLED}.inter, or no data_path for "
-                f"RecBole's own copy ({bundled_data_path()})"
+                f"allowed: a data_path holding {BUNDLED}/{BUNDLED}.inter (or a log prepared by "
+                f"python -m recbole_sasrec prepare), or no data_path for RecBole's own copy "
+                f"({bundled_data_path()})"
             )
         self.final_config_dict["data_path"] = folder
 

@@ -233,9 +233,13 @@ def test_a_data_path_without_ml_100k_is_refused_naming_both(tmp_path):
         Config("SASRec", "ml-100k", config_dict={"data_path": str(tmp_path)})
     assert str(error.value) == (
         f"data_path={str(tmp_path)!r} holds no {tmp_path}/ml-100k/ml-100k.inter; allowed: a "
-        f"data_path holding ml-100k/ml-100k.inter, or no data_path for RecBole's own copy "
-        f"({bundled})"
+        f"data_path holding ml-100k/ml-100k.inter (or a log prepared by python -m "
+        f"recbole_sasrec prepare), or no data_path for RecBole's own copy ({bundled})"
     )
+    (tmp_path / "ml-100k").mkdir()  # a prepared ml-100k is read from its parts
+    (tmp_path / "ml-100k" / "partitions.json").write_text("{}")
+    config = Config("SASRec", "ml-100k", config_dict={"data_path": str(tmp_path)})
+    assert config["data_path"] == str(tmp_path / "ml-100k")
 
 
 # ---- values of the wrong type: refused, or converted on purpose -----------------------------
