@@ -242,6 +242,8 @@ def read_partitions(folder, manifest: dict, world: int, rank: int) -> tuple[pd.D
     as ``TypedReader`` reads an atomic file: tokens as categories, the time as float64; and the
     item vocabulary (tokens in id order). ``PartitionError`` for a world larger than the
     partitions, a missing part, a part of another preparation or with other rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -261,7 +263,8 @@ def read_partitions(folder, manifest: dict, world: int, rank: int) -> tuple[pd.D
                 f"{path} is missing (partition {p} of {count}, read by process {rank}); "
                 f"allowed: every part the manifest lists, as prepare wrote them"
             )
-        table = pq.read_table(path)
+        # tokens as dictionaries: categories without a string object per row
+        table = pq.read_table(path, read_dictionary=[fields["user"], fields["item"]])
         theirs = (table.schema.metadata or {}).get(ID_KEY, b"").decode()
         expected = manifest["files"][p]["rows"]
         if theirs != manifest["prepared_id"] or table.num_rows != expected:
@@ -273,12 +276,8 @@ def read_partitions(folder, manifest: dict, world: int, rank: int) -> tuple[pd.D
             )
             raise PartitionError(f"{path}: {why}; allowed: the parts written with this {MANIFEST}")
         tables.append(table.select([fields["user"], fields["item"], fields["time"], ROW]))
-    import pyarrow as pa
-
     table = pa.concat_tables(tables)
-    frame = table.to_pandas()
-    frame = frame.sort_values(ROW, kind="stable").drop(columns=ROW).reset_index(drop=True)
-    for field in (fields["user"], fields["item"]):
-        frame[field] = frame[field].astype("category")
+    order = pc.sort_indices(table.column(ROW))  # the log's order (rows are distinct)
+    frame = table.drop_columns([ROW]).take(order).to_pandas()  # tokens become categories
     vocabulary = pq.read_table(folder / VOCABULARY, columns=["token"]).column("token")
     return frame, vocabulary.to_pylist()
