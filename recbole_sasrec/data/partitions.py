@@ -196,12 +196,14 @@ def prepare(
         for writer in writers:
             writer.close()
         files = []
-        for p in range(partitions):  # users counted a partition, then a row group, at a time
-            part, distinct = pq.ParquetFile(work / part_file(p)), pa.array([], pa.string())
-            for group in range(part.num_row_groups):
-                users = part.read_row_group(group, columns=[user]).column(user)
-                distinct = pc.unique(pa.chunked_array([distinct, *users.chunks]))
-            files.append({"file": part_file(p), "rows": int(rows[p]), "users": len(distinct)})
+        for p in range(partitions):  # users counted a partition at a time: each row group's
+            part = pq.ParquetFile(work / part_file(p))  # distinct users (compact strings), then
+            groups = [  # those of the partition (at most its rows)
+                pc.unique(part.read_row_group(g, columns=[user]).column(user))
+                for g in range(part.num_row_groups)
+            ]
+            users = len(pc.unique(pa.chunked_array(groups, pa.string()))) if groups else 0
+            files.append({"file": part_file(p), "rows": int(rows[p]), "users": users})
         tokens = list(vocabulary)
         pq.write_table(pa.table({"token": tokens, "count": counts}), work / VOCABULARY)
         item_file = source / f"{dataset}.item"
