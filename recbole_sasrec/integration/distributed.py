@@ -95,6 +95,32 @@ def shared_steps(lengths: np.ndarray, config) -> int:
     return max(1, min(steps, min(w for w, _ in shares)))
 
 
+def together(config, build):
+    """``build()`` in every process; when it fails in one, every process fails naming it.
+
+    A process that fails alone leaves its peers waiting in their next collective until its
+    connection drops, and the launcher (``mp.spawn``, torchrun) may then report a peer's
+    "connection closed" first; so the processes compare outcomes before going on. ``build``
+    must make no collective call of its own. The failed process raises its own error, the
+    others a ``RuntimeError`` naming its rank and error."""
+    world, rank = world_and_rank(config)
+    if world == 1:
+        return build()
+    result, caught, failure = None, None, None
+    try:
+        result = build()
+    except Exception as error:
+        caught, failure = error, f"{type(error).__name__}: {error}"
+    failures = [None] * world
+    dist.all_gather_object(failures, failure)
+    if caught is not None:
+        raise caught
+    for other, message in enumerate(failures):
+        if message is not None:
+            raise RuntimeError(f"process {other} of {world} failed: {message}")
+    return result
+
+
 def port_number(port) -> int:
     """``port`` as an int (an int, or a string of digits: the command line's), else
     ``ConfigError``: a float, a bool or a name is never truncated or guessed into a port."""

@@ -123,7 +123,8 @@ def prepare(config: Config):
     distributed.join(config)
     start = warm_start.read(config)  # init_from's checkpoint, checked before the data loads
     init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
+    # every process its share (a prepared log: its partitions); a failure named in all
+    dataset = distributed.together(config, lambda: create_dataset(config))
     train_data, valid_data, test_data = data_preparation(config, dataset)
     check_evaluation_rows(config, dataset, valid_data, test_data)
     check_catalogue(config, dataset)
