@@ -91,6 +91,15 @@ def machine() -> str:
     )
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a process group's rendezvous)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def rss_mib() -> float:
     """Resident memory of this process now, MiB."""
     with open("/proc/self/statm") as f:

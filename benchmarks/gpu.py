@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import torch
 
 from recbole_sasrec.integration.allocator import apply_allocator_setting
 
-from .common import machine, timed_trainer
+from .common import free_port, machine, timed_trainer
 from .synthetic import make
 
 DEFAULT_DATA = Path("/tmp/recbole_sasrec_synthetic")
@@ -68,12 +67,6 @@ def worker(local_rank: int, model: str, dataset: str, config_dict: dict, out: st
         "device": str(config["device"]),
     }
     Path(out, f"rank{local_rank}.json").write_text(json.dumps(result))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure(model: str, dataset: str, config_dict: dict, gpus: int) -> dict:

@@ -121,6 +121,8 @@ SCRIPTS = [
     ("add_items", [], ["add_items.md"], ["prepare"]),
     ("cold_start", ["--data", "x.txt", "--attributes", "a.json"], ["summary.md"], ["read_log"]),
     ("warm_start", ["--data", "x.txt"], ["summary.md"], ["read_log"]),
+    ("partitions", [], ["table.md"], ["make_log"]),
+    ("prepared_runs", [], ["table.md"], ["prepare"]),
     ("item_table", ["A=a.pth"], None, ["item_table"]),  # last: it has no default output
 ]
 
