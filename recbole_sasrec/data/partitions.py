@@ -91,16 +91,17 @@ def _typed_header(path: Path) -> list[tuple[str, str]]:
 
 
 def _check_chunk(inter: Path, chunk: pd.DataFrame, fields, seen: int) -> None:
-    """``PartitionError`` naming the first row of a chunk without a user, item or time (line
-    numbers count the header; RecBole would drop such a row, or move it in time)."""
+    """``PartitionError`` naming the first row of a chunk without a user, an item or a time that
+    is a number (line numbers count the header; RecBole would drop such a row, or refuse it)."""
     for field in fields:
         values = chunk[field]
         missing = values.isna() | (values == "") if values.dtype == object else values.isna()
         if missing.any():
             line = seen + int(np.flatnonzero(missing.to_numpy())[0]) + 2
             raise PartitionError(
-                f"{inter}, line {line}: no value in field {field!r}; allowed: a user, an item "
-                f"and a timestamp (a number) in every row"
+                f"{inter}, line {line}: no value{' that is a number' if field == fields[2] else ''} "
+                f"in field {field!r}; allowed: a user, an item and a timestamp (a number) in "
+                f"every row"
             )
 
 
@@ -158,7 +159,7 @@ def prepare(
             inter,
             sep="\t",
             usecols=[f"{user}:token", f"{item}:token", f"{time}:float"],
-            dtype={f"{user}:token": str, f"{item}:token": str, f"{time}:float": np.float64},
+            dtype=str,  # times parsed below, so that a bad one is named with its line
             chunksize=chunk_rows,
             encoding="utf-8-sig",
             keep_default_na=False,
@@ -166,6 +167,7 @@ def prepare(
         for chunk in chunks:
             chunk.columns = [c.split(":")[0] for c in chunk.columns]
             n = len(chunk)
+            chunk[time] = pd.to_numeric(chunk[time].str.strip(), errors="coerce")
             _check_chunk(inter, chunk, fields, seen)
             # items numbered by first appearance: factorize keeps a chunk's order
             codes, uniques = pd.factorize(chunk[item].to_numpy())

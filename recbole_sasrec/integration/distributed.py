@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..core.processes import world_and_rank
 from ..data.arrays import take
+from ..data.packing import steps_per_epoch
 
 
 def join(config) -> None:
@@ -70,8 +71,6 @@ def shared_steps(lengths: np.ndarray, config) -> int:
     """The training steps per epoch every process takes, each over its own windows (their
     ``lengths``): about what one process would take over all of them, and no more than the
     process with the fewest windows can fill (``ValueError`` when one has none)."""
-    from ..data.packing import steps_per_epoch
-
     world, rank = world_and_rank(config)
     mine = (len(lengths), int(np.sum(lengths)))
     shares = [None] * world

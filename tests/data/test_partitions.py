@@ -170,6 +170,9 @@ def test_prepare_refuses_bad_input_and_writes_nothing(tmp_path):
     with pytest.raises(PartitionError, match=r"cycle.inter, line 7: no value in field 'user_id'"):
         prepare(root, "cycle", out, 2, chunk_rows=4, report=quiet)
     assert not out.exists() or not any(out.iterdir())  # nothing half-written
+    path.write_text("\n".join([head, *rows[:9], "u1\ti3\tyesterday", *rows[9:]]) + "\n")
+    with pytest.raises(PartitionError, match=r"line 11: no value that is a number in field 'ti"):
+        prepare(root, "cycle", out, 2, chunk_rows=4, report=quiet)
     path.write_text("\n".join(["user_id:token\titem_id:token\tstamp:float", *rows]) + "\n")
     with pytest.raises(PartitionError, match=r"line 1: no field timestamp:float"):
         prepare(root, "cycle", out, 2, report=quiet)
