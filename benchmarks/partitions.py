@@ -28,9 +28,12 @@ import time
 from datetime import date
 from pathlib import Path
 
-from .common import add_output_options, free_port, machine, output_folder, peak_rss_mib
+from .common import add_output_options, free_port, machine, output_folder, peak_rss_mib, rss_mib
 
+# preset: 'none': the property files' batches (these logs' short histories would get the
+# short-histories preset's larger steps), as the one-process reference ran
 KEYS = {"epochs": 1, "show_progress": False, "state": "WARNING", "eval_batch_size": 4096}
+KEYS["preset"] = "none"
 
 
 def make_log(root: Path, n: int, items: int) -> str:
@@ -87,6 +90,7 @@ def rank_worker(data_path: str, name: str, world: int, rank: int, port: int, ste
             offset=0,
             init_method=f"tcp://127.0.0.1:{port}",
         )
+    before = rss_mib()  # the interpreter with torch, RecBole and this package: every process's
     config = Config("SASRec", name, config_dict=keys)
     start = time.perf_counter()
     dataset, train, *_, model = prepare(config)
@@ -104,6 +108,7 @@ def rank_worker(data_path: str, name: str, world: int, rank: int, port: int, ste
         "interactions": int(dataset.interactions_per_user().sum()),
         "windows": len(train._dataset),
         "build_s": built,
+        "before_data_mib": before,
         "peak_after_data_mib": after_data,
         "peak_mib": peak_rss_mib(),
         "item_table_mib": table,
@@ -147,15 +152,16 @@ def table(prep: list[dict], ranks: list[dict]) -> str:
         )
     lines += [
         "",
-        "| log | processes | reads | rank | interactions | windows | peak MiB after data | "
-        "peak MiB after steps | item table MiB |",
-        "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| log | processes | reads | rank | interactions | windows | MiB before data | "
+        "peak MiB after data | peak MiB after steps | item table MiB |",
+        "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in ranks:
         reads = "its partitions" if r["prepared"] else "the whole .inter file"
         lines.append(
             f"| {r['size']:,} | {r['world']} | {reads} | {r['rank']} | {r['interactions']:,} | "
-            f"{r['windows']:,} | {r['peak_after_data_mib']:.0f} | {r['peak_mib']:.0f} | "
+            f"{r['windows']:,} | {r.get('before_data_mib', float('nan')):.0f} | "
+            f"{r['peak_after_data_mib']:.0f} | {r['peak_mib']:.0f} | "
             f"{r['item_table_mib']:.0f} |"
         )
     return "\n".join(lines)

@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.processes import hand_back_freed_memory
+
 MANIFEST = "partitions.json"
 VOCABULARY = "items.parquet"
 FORMAT = "recbole-sasrec partitions 1"
@@ -88,6 +90,53 @@ def _typed_header(path: Path) -> list[tuple[str, str]]:
     with open(path, encoding="utf-8-sig") as f:
         head = f.readline().rstrip("\r\n").split("\t")
     return [tuple(f.split(":", 1)) if ":" in f else (f, "") for f in head]
+
+
+def _chunks(inter: Path, fields, rows: int):
+    """The log's user, item and time columns, ``rows`` rows at a time, the time parsed by
+    pandas' C parser (read as strings, a Python object each, they made ``prepare``'s peak grow
+    with the log: docs/results.md). A time that is not a number fails the parser; only then is
+    the file read again, to name its line."""
+    user, item, time = fields
+    reader = pd.read_csv(
+        inter,
+        sep="\t",
+        usecols=[f"{user}:token", f"{item}:token", f"{time}:float"],
+        dtype={f"{user}:token": str, f"{item}:token": str, f"{time}:float": np.float64},
+        chunksize=rows,
+        encoding="utf-8-sig",
+        keep_default_na=False,
+    )
+    while True:
+        try:
+            chunk = next(reader)
+        except StopIteration:
+            return
+        except ValueError as error:  # "could not convert string to float: ..." (or a parser error)
+            named = _not_a_number(inter, time)
+            if named is None:
+                raise
+            raise named from error
+        chunk.columns = [c.split(":")[0] for c in chunk.columns]
+        yield chunk
+
+
+def _not_a_number(inter: Path, time: str) -> PartitionError | None:
+    """The error naming the first line whose ``time`` is not a number; None if none is."""
+    column = [field for field, _ in _typed_header(inter)].index(time)
+    with open(inter, encoding="utf-8-sig") as f:
+        next(f)
+        for number, line in enumerate(f, start=2):
+            values = line.rstrip("\r\n").split("\t") if line.strip() else ["0"] * (column + 1)
+            value = values[column] if column < len(values) else ""
+            try:
+                float(value)
+            except ValueError:
+                return PartitionError(
+                    f"{inter}, line {number}: no value that is a number in field {time!r} "
+                    f"({value!r}); allowed: a user, an item and a timestamp (a number) in every row"
+                )
+    return None
 
 
 def _check_chunk(inter: Path, chunk: pd.DataFrame, fields, seen: int) -> None:
@@ -155,19 +204,8 @@ def prepare(
         counts = np.zeros(0, dtype=np.int64)
         rows = np.zeros(partitions, dtype=np.int64)
         seen, low, high = 0, np.inf, -np.inf
-        chunks = pd.read_csv(
-            inter,
-            sep="\t",
-            usecols=[f"{user}:token", f"{item}:token", f"{time}:float"],
-            dtype=str,  # times parsed below, so that a bad one is named with its line
-            chunksize=chunk_rows,
-            encoding="utf-8-sig",
-            keep_default_na=False,
-        )
-        for chunk in chunks:
-            chunk.columns = [c.split(":")[0] for c in chunk.columns]
+        for chunk in _chunks(inter, fields, chunk_rows):
             n = len(chunk)
-            chunk[time] = pd.to_numeric(chunk[time].str.strip(), errors="coerce")
             _check_chunk(inter, chunk, fields, seen)
             # items numbered by first appearance: factorize keeps a chunk's order
             codes, uniques = pd.factorize(chunk[item].to_numpy())
@@ -248,6 +286,7 @@ def read_partitions(folder, manifest: dict, world: int, rank: int) -> tuple[pd.D
     partitions, a missing part, a part of another preparation or with other rows."""
     import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -259,29 +298,38 @@ def read_partitions(folder, manifest: dict, world: int, rank: int) -> tuple[pd.D
             f">= {world}"
         )
     fields = manifest["fields"]
-    tables = []
-    for p in partitions_of_rank(count, world, rank):
+    paths = []
+    for p in partitions_of_rank(count, world, rank):  # every part checked before any is read
         path = folder / part_file(p)
         if not path.is_file():
             raise PartitionError(
                 f"{path} is missing (partition {p} of {count}, read by process {rank}); "
                 f"allowed: every part the manifest lists, as prepare wrote them"
             )
-        # tokens as dictionaries: categories without a string object per row
-        table = pq.read_table(path, read_dictionary=[fields["user"], fields["item"]])
-        theirs = (table.schema.metadata or {}).get(ID_KEY, b"").decode()
+        metadata = pq.read_metadata(path)
+        theirs = (metadata.metadata or {}).get(ID_KEY, b"").decode()
         expected = manifest["files"][p]["rows"]
-        if theirs != manifest["prepared_id"] or table.num_rows != expected:
+        if theirs != manifest["prepared_id"] or metadata.num_rows != expected:
             why = (
-                f"it holds {table.num_rows} rows, the manifest says {expected}"
+                f"it holds {metadata.num_rows} rows, the manifest says {expected}"
                 if theirs == manifest["prepared_id"]
                 else f"it comes from another preparation (id {theirs or 'none'}, the "
                 f"manifest's {manifest['prepared_id']}): its items may be numbered otherwise"
             )
             raise PartitionError(f"{path}: {why}; allowed: the parts written with this {MANIFEST}")
-        tables.append(table.select([fields["user"], fields["item"], fields["time"], ROW]))
-    table = pa.concat_tables(tables)
-    order = pc.sort_indices(table.column(ROW))  # the log's order (rows are distinct)
-    frame = table.drop_columns([ROW]).take(order).to_pandas()  # tokens become categories
+        paths.append(str(path))
+    # Arrow's own pool (mimalloc) keeps what it frees for Arrow alone, so the reading's
+    # temporaries would stay resident beside RecBole's work: read with the system allocator
+    # and hand its freed pages back at the end (docs/results.md, the memory per process).
+    pool = pa.system_memory_pool()
+    tokens = ds.ParquetFileFormat(dictionary_columns=[fields["user"], fields["item"]])
+    columns = [fields["user"], fields["item"], fields["time"], ROW]
+    table = ds.dataset(paths, format=tokens).to_table(columns=columns, memory_pool=pool)
+    order = pc.sort_indices(table.column(ROW), memory_pool=pool)  # the log's order (distinct)
+    table = pc.take(table.drop_columns([ROW]), order, memory_pool=pool)
+    del order
+    frame = table.to_pandas(memory_pool=pool)  # tokens become categories
+    del table
+    hand_back_freed_memory()
     vocabulary = pq.read_table(folder / VOCABULARY, columns=["token"]).column("token")
     return frame, vocabulary.to_pylist()

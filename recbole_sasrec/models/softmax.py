@@ -43,9 +43,10 @@ class ChunkedCrossEntropy(torch.autograd.Function):
             for lo in range(0, N, rows):
                 hc = h[lo : lo + rows].float()
                 logits = _mask(hc @ Wf.T, ctx.earlier, lo)
-                p = torch.exp(logits - lse[lo : lo + rows, None])  # softmax [rows, I]
+                # softmax [rows, I] in the logits' own memory: one chunk alive, not three
+                p = logits.sub_(lse[lo : lo + rows, None]).exp_()
                 p[torch.arange(len(hc), device=h.device), target[lo : lo + rows]] -= 1.0
-                p = p * scale
+                p.mul_(scale)
                 grad_h[lo : lo + rows] = p @ Wf
                 grad_W += p.T @ hc
         return grad_h.to(h.dtype), grad_W.to(W.dtype), None, None, None

@@ -173,6 +173,10 @@ def test_prepare_refuses_bad_input_and_writes_nothing(tmp_path):
     path.write_text("\n".join([head, *rows[:9], "u1\ti3\tyesterday", *rows[9:]]) + "\n")
     with pytest.raises(PartitionError, match=r"line 11: no value that is a number in field 'ti"):
         prepare(root, "cycle", out, 2, chunk_rows=4, report=quiet)
+    for row in ("u1\ti3\t", "u1\ti3"):  # an empty time, a row without one
+        path.write_text("\n".join([head, *rows[:2], row, *rows[2:]]) + "\n")
+        with pytest.raises(PartitionError, match=r"line 4: no value that is a number in field"):
+            prepare(root, "cycle", out, 2, chunk_rows=4, report=quiet)
     path.write_text("\n".join(["user_id:token\titem_id:token\tstamp:float", *rows]) + "\n")
     with pytest.raises(PartitionError, match=r"line 1: no field timestamp:float"):
         prepare(root, "cycle", out, 2, report=quiet)
