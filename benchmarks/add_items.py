@@ -186,22 +186,23 @@ def main(argv: list[str] | None = None) -> None:
         worker(*args.worker, args)
         return
     out = output_folder("add_items", args.out, ["add_items.md", "add_items.json"], args.replace)
-    tmp = Path(tempfile.mkdtemp(prefix="add-items-"))
-    folder, model_file, items, sessions = prepare(args, tmp)
-    flags = ["--adds", str(args.adds), "--repeats", str(args.repeats)]
-    flags += ["--threads", str(args.threads)]
-    rows = []
-    for mode in ["exact", "approximate"] if args.ann else ["exact"]:
-        worker_args = [*flags, "--worker", str(folder), str(items), str(sessions), mode]
-        rows.append(run_worker("benchmarks.add_items", worker_args))
-        print(json.dumps(rows[-1]), flush=True)
-    header = (
-        f"{date.today()}, {machine()}, {args.threads} thread(s) for serving; model {model_file}; "
-        f"{args.new_items} new items ({args.unseen:.0%} with an unseen token), seed {args.seed}"
-    )
-    (out / "add_items.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1))
-    (out / "add_items.md").write_text(table(rows, header, args.adds, args.repeats))
-    print(table(rows, header, args.adds, args.repeats))
+    with tempfile.TemporaryDirectory(prefix="add-items-") as scratch:
+        tmp = Path(scratch)
+        folder, model_file, items, sessions = prepare(args, tmp)
+        flags = ["--adds", str(args.adds), "--repeats", str(args.repeats)]
+        flags += ["--threads", str(args.threads)]
+        rows = []
+        for mode in ["exact", "approximate"] if args.ann else ["exact"]:
+            worker_args = [*flags, "--worker", str(folder), str(items), str(sessions), mode]
+            rows.append(run_worker("benchmarks.add_items", worker_args))
+            print(json.dumps(rows[-1]), flush=True)
+        header = (
+            f"{date.today()}, {machine()}, {args.threads} thread(s) for serving; model {model_file}; "
+            f"{args.new_items} new items ({args.unseen:.0%} with an unseen token), seed {args.seed}"
+        )
+        (out / "add_items.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1))
+        (out / "add_items.md").write_text(table(rows, header, args.adds, args.repeats))
+        print(table(rows, header, args.adds, args.repeats))
 
 
 if __name__ == "__main__":

@@ -140,23 +140,26 @@ def ours_run(data: Path, epochs: int, seed: int, sets: dict | None = None) -> tu
     from recbole_sasrec.integration.logs import run_logging
     from recbole_sasrec.integration.quick_start import prepare
 
-    root = Path(tempfile.mkdtemp(prefix="plain-"))
-    convert(str(data), str(root), data.stem, "sequences")
-    keys = {
-        "data_path": str(root), "epochs": epochs, "stopping_step": epochs + 1, "seed": seed,
-        "eval_args": {"mode": "full"}, "eval_exclude_history": True, "eval_step": epochs,
-        "train_batching": "packed", "show_progress": False, "checkpoint_dir": str(root / "s"),
-        "metrics": ["NDCG"], "topk": [10], "valid_metric": "NDCG@10",
-    }  # fmt: skip
-    keys.update(sets or {})
-    config = Config("SASRec", data.stem, ["presets/sasrec-paper.yaml"], keys)
-    apply_allocator_setting(config)
-    with run_logging(config):
-        _, train, valid, _, model = prepare(config)
-        trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
-        _, result = trainer.fit(train, valid, saved=False, show_progress=False)
-    seconds = trainer.train_seconds[1:] or trainer.train_seconds
-    return float(np.mean(seconds)), float(result["ndcg@10"])
+    with tempfile.TemporaryDirectory(prefix="plain-") as scratch:
+        root = Path(scratch)
+        convert(str(data), str(root), data.stem, "sequences")
+        keys = {
+            "data_path": str(root), "epochs": epochs, "stopping_step": epochs + 1, "seed": seed,
+            "eval_args": {"mode": "full"}, "eval_exclude_history": True, "eval_step": epochs,
+            "train_batching": "packed", "show_progress": False, "checkpoint_dir": str(root / "s"),
+            "metrics": ["NDCG"], "topk": [10], "valid_metric": "NDCG@10",
+        }  # fmt: skip
+        keys.update(sets or {})
+        config = Config("SASRec", data.stem, ["presets/sasrec-paper.yaml"], keys)
+        apply_allocator_setting(config)
+        with run_logging(config):
+            _, train, valid, _, model = prepare(config)
+            trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(
+                config, model
+            )
+            _, result = trainer.fit(train, valid, saved=False, show_progress=False)
+        seconds = trainer.train_seconds[1:] or trainer.train_seconds
+        return float(np.mean(seconds)), float(result["ndcg@10"])
 
 
 def main(argv: list[str] | None = None) -> None:
