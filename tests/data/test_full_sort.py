@@ -48,6 +48,7 @@ EVALUATE = r"""
 import json, os, sys
 import torch
 from recbole_sasrec import Config
+from recbole_sasrec.integration.distributed import leave
 from recbole_sasrec.integration.logs import run_logging
 from recbole_sasrec.integration.quick_start import prepare
 from recbole_sasrec.integration.trainer import get_trainer
@@ -72,6 +73,7 @@ with run_logging(config):
     result["test_recbole"] = dict(trainer.evaluate(test, load_best_model=False))
 with open(f"{out}/rank{rank}.json", "w") as f:
     json.dump(result, f)
+leave(was_joined=False)  # no gloo thread alive at exit (it can abort the interpreter)
 """
 
 
