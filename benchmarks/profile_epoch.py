@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.argv[1:] if argv is None else argv
     )
     config_dict = {"show_progress": False, "state": "WARNING"}
+    config_dict["preset"] = "none"  # the defaults its records ran with, whatever the shape
     for item in args.set:
         key, value = item.split("=", 1)
         config_dict[key] = parse_value(value)

@@ -181,38 +181,39 @@ def main(argv: list[str] | None = None) -> None:
         return
     names = ["serving.json", "serving.md", "serving.png"]
     out = output_folder("serving", args.out, names, args.replace)
-    tmp = Path(tempfile.mkdtemp(prefix="serving-"))
-    folder, model_file, sessions = prepare(args, tmp)
-    rows = []
-    for n_items in args.items:
-        sized = catalogue(folder, n_items, args.noise)
-        for threads in args.threads:
-            for backend in args.backends:
-                flags = [str(sized), str(threads), backend]
-                done = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "benchmarks.serving",
-                        "--repeats",
-                        str(args.repeats),
-                        "--worker",
-                        *flags,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if done.returncode:
-                    sys.exit(done.stderr[-3000:])
-                row = json.loads(done.stdout.strip().splitlines()[-1])
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    header = f"{date.today()}, {machine()}; model {model_file}; {len(sessions)} sessions"
-    (out / "serving.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1))
-    (out / "serving.md").write_text(table(rows, header))
-    plot(rows, out / "serving.png")
-    print(table(rows, header))
+    with tempfile.TemporaryDirectory(prefix="serving-") as scratch:
+        tmp = Path(scratch)
+        folder, model_file, sessions = prepare(args, tmp)
+        rows = []
+        for n_items in args.items:
+            sized = catalogue(folder, n_items, args.noise)
+            for threads in args.threads:
+                for backend in args.backends:
+                    flags = [str(sized), str(threads), backend]
+                    done = subprocess.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "benchmarks.serving",
+                            "--repeats",
+                            str(args.repeats),
+                            "--worker",
+                            *flags,
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
+                    if done.returncode:
+                        sys.exit(done.stderr[-3000:])
+                    row = json.loads(done.stdout.strip().splitlines()[-1])
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+        header = f"{date.today()}, {machine()}; model {model_file}; {len(sessions)} sessions"
+        (out / "serving.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1))
+        (out / "serving.md").write_text(table(rows, header))
+        plot(rows, out / "serving.png")
+        print(table(rows, header))
 
 
 def prepare(args, tmp: Path):
@@ -232,6 +233,7 @@ def prepare(args, tmp: Path):
             "show_progress": False,
             "checkpoint_dir": str(tmp / "saved"),
             "MAX_ITEM_LIST_LENGTH": 50,
+            "preset": "none",  # the defaults its records ran with, whatever the log's shape
         }
         model_file = run_recbole("SASRec", data.stem, config_dict=config)["model_file"]
     folder = export(model_file, tmp / "artifact")

@@ -8,7 +8,8 @@ Data: ml-100k (the reference) and Amazon-shaped logs from ``benchmarks.synthetic
 users, median 6 actions, 1% with 50 or more, the longest in the hundreds; Zipf-like items) with
 catalogues of ``--items`` items (an ``.item`` file lists them all, so the model scores every
 one). Settings: the SASRec paper's (hidden 50, MAX_ITEM_LIST_LENGTH 50, 2 blocks, 1 head,
-dropout 0.5, batch 128), ``--set`` to change them. Each run is a fresh process; it trains one
+dropout 0.5, batch 128), or with ``--settings defaults`` the package's own (``preset: 'auto'``
+included: a log of short histories gets the short-histories preset's steps); ``--set`` to change them. Each run is a fresh process; it trains one
 warm-up epoch, then times one: microseconds per real training target and the share of encoded
 positions that are padding. Once per model and data set (in the BCE run) it also times
 evaluation of the validation users, per 1,000 users, with 100 sampled negatives (``uni100``) and
@@ -50,6 +51,7 @@ PAPER = {
     "attn_dropout_prob": 0.5,
     "train_batch_size": 128,
     "k_interests": 5,
+    "preset": "none",  # the paper's settings as they are, whatever the shape
 }
 DEFAULT_DATA = Path("/tmp/recbole_sasrec_synthetic")
 
@@ -68,7 +70,13 @@ def first_users(config, loader, n: int | None):
 
 
 def measure(
-    model: str, dataset: str, root: str | None, overrides: dict, evaluate: bool, eval_users=None
+    model: str,
+    dataset: str,
+    root: str | None,
+    overrides: dict,
+    evaluate: bool,
+    eval_users=None,
+    settings: str = "paper",
 ) -> dict:
     from recbole_sasrec import Config
     from recbole_sasrec.integration.loaders import data_preparation
@@ -76,9 +84,10 @@ def measure(
     from recbole_sasrec.integration.quick_start import create_dataset, prepare
     from recbole_sasrec.integration.trainer import get_trainer
 
-    base = {"show_progress": False, "state": "WARNING", **PAPER, **overrides}
+    paper = PAPER if settings == "paper" else {}  # "defaults": the package's, preset: 'auto'
+    base = {"show_progress": False, "state": "WARNING", **paper, **overrides}
     if model != "LightSANs":
-        base.pop("k_interests")
+        base.pop("k_interests", None)
     if root:
         base["data_path"] = root
     config = Config(model, dataset, config_dict=base)
@@ -109,6 +118,8 @@ def measure(
             "items": net.n_items - 1,
             "loss": config["loss_type"],
             "batching": config["train_batching"],
+            "settings": settings,
+            "batch_positions": config["train_batch_positions"],
             "epoch_seconds": seconds,
             "targets": counts["real"],
             "us_per_target": 1e6 * seconds / counts["real"],
@@ -172,6 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--settings",
+        choices=["paper", "defaults"],
+        default="paper",
+        help="the SASRec paper's settings, or the package's defaults (preset: 'auto' included)",
+    )
     add_output_options(parser, "folder for shapes.md, .json")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -179,9 +196,10 @@ def main(argv: list[str] | None = None) -> None:
         model, dataset, root, evaluate = args.worker
         overrides = parse_sets(args.set)
         root = None if root == "-" else root
-        print(
-            json.dumps(measure(model, dataset, root, overrides, evaluate == "1", args.eval_users))
+        result = measure(
+            model, dataset, root, overrides, evaluate == "1", args.eval_users, args.settings
         )
+        print(json.dumps(result))
         return
     out = output_folder("shapes", args.out, ["shapes.md", "shapes.json"], args.replace)
     command = "python -m benchmarks.shapes " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -207,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
                             *sets,
                             "--eval_users",
                             str(args.eval_users),
+                            "--settings",
+                            args.settings,
                             "--worker",
                             model,
                             dataset,

@@ -31,6 +31,7 @@ from .config import Config
 from .loaders import data_preparation
 from .logs import quiet_recbole, run_logging
 from .memory import check_model_memory
+from .presets import choose_preset
 from .registry import dataset_class
 from .trainer import get_trainer
 
@@ -125,6 +126,7 @@ def prepare(config: Config):
     init_seed(config["seed"], config["reproducibility"])
     # every process its share (a prepared log: its partitions); a failure named in all
     dataset = distributed.together(config, lambda: create_dataset(config))
+    choose_preset(config, dataset)  # preset: 'auto': settings for the data's shape
     train_data, valid_data, test_data = data_preparation(config, dataset)
     check_evaluation_rows(config, dataset, valid_data, test_data)
     check_catalogue(config, dataset)

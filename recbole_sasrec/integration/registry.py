@@ -15,7 +15,7 @@ from ..core.keys import ConfigError, Key
 from ..data import batching, full_sort, windows
 from ..data.dataset import AllPositionDataset
 from ..models import LightSANs, SASRec, SelfAttentiveRecommender
-from . import allocator, optim, warm_start
+from . import allocator, optim, presets, warm_start
 
 MODELS: dict[str, type[SelfAttentiveRecommender]] = {"SASRec": SASRec, "LightSANs": LightSANs}
 BUILTIN_PREFIX = "RecBole."  # "RecBole.SASRec" is RecBole's own SASRec, for side-by-side runs
@@ -28,6 +28,7 @@ SERVING_KEYS: tuple[Key, ...] = (
     *optim.KEYS,
     *allocator.KEYS,
     *warm_start.KEYS,
+    *presets.KEYS,
 )
 
 
