@@ -30,6 +30,22 @@ def logs(tmp_path_factory):
     return str(data), str(root / "prepared")
 
 
+@pytest.fixture(scope="module")
+def trained(logs, tmp_path_factory):
+    """``trained("whole" | "prepared", nproc)``: each run once for the module (several tests
+    compare the same runs)."""
+    runs = {}
+
+    def get(which: str, nproc: int) -> dict:
+        if (which, nproc) not in runs:
+            path = logs[0] if which == "whole" else logs[1]
+            folder = tmp_path_factory.mktemp(f"{which}{nproc}")
+            runs[which, nproc] = train(path, nproc, folder, which)
+        return runs[which, nproc]
+
+    return get
+
+
 def train(data_path: str, nproc: int, tmp_path, tag: str) -> dict:
     keys = dict(KEYS, data_path=data_path, checkpoint_dir=str(tmp_path / f"saved-{tag}"))
     if nproc == 1:
@@ -38,19 +54,16 @@ def train(data_path: str, nproc: int, tmp_path, tag: str) -> dict:
 
 
 @pytest.mark.parametrize("nproc", [1, 2])
-def test_a_prepared_log_trains_as_the_log_read_whole(logs, tmp_path, nproc):
-    whole, prepared = logs
-    a = train(whole, nproc, tmp_path, "whole")
-    b = train(prepared, nproc, tmp_path, "prepared")
+def test_a_prepared_log_trains_as_the_log_read_whole(trained, nproc):
+    a, b = trained("whole", nproc), trained("prepared", nproc)
     assert 0 < a["test_result"]["ndcg@10"] < 1  # learning, not saturated: a real comparison
     assert a["test_result"] == b["test_result"]
     assert a["best_valid_result"] == b["best_valid_result"]
 
 
 @pytest.mark.parametrize("nproc", [1, 2, 3])
-def test_processes_report_what_one_process_computes_over_every_user(logs, tmp_path, nproc):
-    _, prepared = logs
-    result = train(prepared, nproc, tmp_path, f"n{nproc}")
+def test_processes_report_what_one_process_computes_over_every_user(trained, nproc):
+    result = trained("prepared", nproc)
     # the checkpoint loads in one process, which reads every partition
     config, model, dataset, _, valid, test = load_data_and_model(result["model_file"])
     assert dataset.prepared is not None and dataset.user_num == 61
@@ -74,9 +87,9 @@ with open(f"{out}/node{rank}.json", "w") as f:
 """
 
 
-def test_two_torchrun_nodes_each_read_their_partitions(logs, tmp_path):
+def test_two_torchrun_nodes_each_read_their_partitions(logs, trained, tmp_path):
     """Two machines, simulated: two torchrun groups of one process on 127.0.0.1."""
-    whole, prepared = logs
+    _, prepared = logs
     script = tmp_path / "node.py"
     script.write_text(NODE)
     port = free_port()
@@ -110,8 +123,7 @@ def test_two_torchrun_nodes_each_read_their_partitions(logs, tmp_path):
     results = [json.loads((tmp_path / f"node{r}.json").read_text()) for r in (0, 1)]
     assert results[0] == results[1]
     # the log read whole in two processes of one machine: the same metrics
-    same = train(whole, 2, tmp_path, "whole2")
-    assert results[0]["test"] == dict(same["test_result"])
+    assert results[0]["test"] == dict(trained("whole", 2)["test_result"])
 
 
 def test_a_process_that_fails_stops_the_run_naming_its_rank(logs, tmp_path):
