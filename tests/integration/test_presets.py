@@ -7,9 +7,9 @@ import logging
 
 import pytest
 import yaml
-from conftest import REPO, TINY
+from conftest import REPO, TINY, free_port
 
-from recbole_sasrec import Config
+from recbole_sasrec import Config, load_model, run
 from recbole_sasrec.integration.presets import (
     SHORT_HISTORIES,
     SHORT_MEDIAN,
@@ -85,6 +85,15 @@ def test_long_histories_keep_the_defaults(tmp_path, caplog):
     for key, value in DEFAULTS.items():
         assert config[key] == value, key
     assert any("preset: the defaults (median history" in r.getMessage() for r in caplog.records)
+
+
+def test_several_processes_train_with_one_choice(tiny):
+    """Rank 0's choice is every process's (broadcast); the checkpoint records it."""
+    keys = short(tiny, epochs=1)
+    result = run("SASRec", "cycle", config_dict=keys, nproc=2, port=free_port())
+    config, *_ = load_model(result["model_file"])
+    for key, value in SHORT_HISTORIES.items():
+        assert config[key] == value, key
 
 
 def test_the_tests_own_sizes_opt_out():
