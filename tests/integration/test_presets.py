@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import yaml
-from conftest import REPO, TINY, free_port
+from conftest import REPO, free_port
 
 from recbole_sasrec import Config, load_model, run
 from recbole_sasrec.integration.presets import (
@@ -94,7 +94,3 @@ def test_several_processes_train_with_one_choice(tiny):
     config, *_ = load_model(result["model_file"])
     for key, value in SHORT_HISTORIES.items():
         assert config[key] == value, key
-
-
-def test_the_tests_own_sizes_opt_out():
-    assert TINY["preset"] == "none"  # the suite's figures were fixed with the defaults
