@@ -126,8 +126,8 @@ def test_off_is_recboles_full_ranking(tmp_path, seq):
 
 @pytest.mark.parametrize("prefixes", [False, True])
 def test_a_trained_model_selects_and_tests_under_the_protocol(tmp_path, tiny, prefixes):
-    # every target a window of its own: about 14x the steps an epoch, so 5 epochs are plenty
-    epochs = 5 if prefixes else tiny["epochs"]
+    # every target a window of its own: about 14x the steps an epoch, so 2 epochs are plenty
+    epochs = 2 if prefixes else tiny["epochs"]
     cfg = dict(tiny, eval_exclude_history=True, train_prefixes=prefixes, epochs=epochs)
     config = Config("LightSANs", "cycle", config_dict=cfg)
     with run_logging(config):
