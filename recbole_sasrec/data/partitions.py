@@ -321,15 +321,21 @@ def read_partitions(folder, manifest: dict, world: int, rank: int) -> tuple[pd.D
     # Arrow's own pool (mimalloc) keeps what it frees for Arrow alone, so the reading's
     # temporaries would stay resident beside RecBole's work: read with the system allocator
     # and hand its freed pages back at the end (docs/results.md, the memory per process).
+    # Parquet's decoding still draws on Arrow's pool: one row group read ahead at a time
+    # (not 16 of 4 files) bounds what that pool holds, and what it keeps is released after.
     pool = pa.system_memory_pool()
     tokens = ds.ParquetFileFormat(dictionary_columns=[fields["user"], fields["item"]])
     columns = [fields["user"], fields["item"], fields["time"], ROW]
-    table = ds.dataset(paths, format=tokens).to_table(columns=columns, memory_pool=pool)
+    table = ds.dataset(paths, format=tokens).to_table(
+        columns=columns, memory_pool=pool, batch_readahead=1, fragment_readahead=1
+    )
     order = pc.sort_indices(table.column(ROW), memory_pool=pool)  # the log's order (distinct)
     table = pc.take(table.drop_columns([ROW]), order, memory_pool=pool)
     del order
     frame = table.to_pandas(memory_pool=pool)  # tokens become categories
     del table
     hand_back_freed_memory()
-    vocabulary = pq.read_table(folder / VOCABULARY, columns=["token"]).column("token")
-    return frame, vocabulary.to_pylist()
+    vocabulary = pq.read_table(folder / VOCABULARY, columns=["token"])
+    vocabulary = vocabulary.column("token").to_pylist()
+    pa.default_memory_pool().release_unused()
+    return frame, vocabulary

@@ -24,9 +24,10 @@ class ChunkedCrossEntropy(torch.autograd.Function):
             Wf = W.float()
             for lo in range(0, N, rows):
                 logits = _mask(h[lo : lo + rows].float() @ Wf.T, earlier, lo)  # [rows, I]
-                lse[lo : lo + rows] = torch.logsumexp(logits, dim=1)
                 picked = logits.gather(1, target[lo : lo + rows, None]).squeeze(1)
+                lse[lo : lo + rows] = _logsumexp_(logits)
                 total += (lse[lo : lo + rows] - picked).sum()
+                del logits  # before the next chunk's: one [rows, I] alive, not two
         ctx.save_for_backward(h, W, target, lse)
         ctx.rows = rows
         return total / N
@@ -48,8 +49,17 @@ class ChunkedCrossEntropy(torch.autograd.Function):
                 p[torch.arange(len(hc), device=h.device), target[lo : lo + rows]] -= 1.0
                 p.mul_(scale)
                 grad_h[lo : lo + rows] = p @ Wf
-                grad_W += p.T @ hc
+                grad_W.addmm_(p.T, hc)  # no [I, D] product beside grad_W
+                del logits, p  # before the next chunk's
         return grad_h.to(h.dtype), grad_W.to(W.dtype), None, None, None
+
+
+def _logsumexp_(logits: torch.Tensor) -> torch.Tensor:
+    """log-sum-exp over dim 1 as torch.logsumexp computes it (shift by the row's max), with the
+    exponentials written over ``logits``: one [rows, I] chunk alive, not two."""
+    top = logits.amax(dim=1, keepdim=True)  # [rows, 1]
+    top = top.masked_fill(torch.isinf(top), 0.0)  # rows of all -inf keep -inf
+    return logits.sub_(top).exp_().sum(dim=1).log_().add_(top.squeeze(1))
 
 
 def _mask(logits: torch.Tensor, earlier, lo: int) -> torch.Tensor:
