@@ -49,7 +49,9 @@ class ChunkedCrossEntropy(torch.autograd.Function):
                 p[torch.arange(len(hc), device=h.device), target[lo : lo + rows]] -= 1.0
                 p.mul_(scale)
                 grad_h[lo : lo + rows] = p @ Wf
-                grad_W.addmm_(p.T, hc)  # no [I, D] product beside grad_W
+                # not addmm_ (which would spare the [I, D] product): it rounds otherwise, and
+                # runs must give the figures recorded with this code to the last digit
+                grad_W += p.T @ hc
                 del logits, p  # before the next chunk's
         return grad_h.to(h.dtype), grad_W.to(W.dtype), None, None, None
 

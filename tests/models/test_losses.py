@@ -132,6 +132,32 @@ def test_log_sum_exp_in_place_is_torch_s_to_the_bit():
     assert torch.equal(_logsumexp_(logits.clone()), torch.logsumexp(logits, dim=1))
 
 
+def test_chunked_cross_entropy_rounds_as_the_code_its_figures_were_recorded_with():
+    """The recorded runs (docs/results.md) used chunks whose log-sum-exp was torch's and whose
+    item gradient summed full products chunk by chunk; the memory-saving form must round alike
+    (addmm_ into the gradient, for one, does not at chunks of a thousand targets)."""
+    g = torch.Generator().manual_seed(0)
+    N, n_items, D, rows = 2048, 3000, 32, 1100
+    h = torch.randn(N, D, generator=g, requires_grad=True)
+    W = torch.randn(n_items, D, generator=g, requires_grad=True)
+    target = torch.randint(0, n_items, (N,), generator=g)
+    loss = cross_entropy(h, W, target, max_logits=rows * n_items)
+    grad_h, grad_W = torch.autograd.grad(loss, (h, W))
+    with torch.no_grad():  # the recorded code's arithmetic, spelled out
+        total, ref_h, ref_W = torch.zeros(()), torch.empty(N, D), torch.zeros(n_items, D)
+        for lo in range(0, N, rows):
+            logits = h[lo : lo + rows] @ W.T
+            lse = torch.logsumexp(logits, dim=1)
+            total += (lse - logits.gather(1, target[lo : lo + rows, None]).squeeze(1)).sum()
+            p = (logits - lse[:, None]).exp()
+            p[torch.arange(len(p)), target[lo : lo + rows]] -= 1.0
+            p = p * (1.0 / N)
+            ref_h[lo : lo + rows] = p @ W
+            ref_W += p.T @ h[lo : lo + rows]
+    assert torch.equal(loss, total / N)
+    assert torch.equal(grad_h, ref_h) and torch.equal(grad_W, ref_W)
+
+
 @pytest.mark.parametrize("name", ["SASRec", "LightSANs"])
 @pytest.mark.parametrize(
     "loss_type, sampler",
