@@ -49,8 +49,8 @@ class ChunkedCrossEntropy(torch.autograd.Function):
                 p[torch.arange(len(hc), device=h.device), target[lo : lo + rows]] -= 1.0
                 p.mul_(scale)
                 grad_h[lo : lo + rows] = p @ Wf
-                # not addmm_ (which would spare the [I, D] product): it rounds otherwise, and
-                # runs must give the figures recorded with this code to the last digit
+                # not addmm_ (it would spare the [I, D] product): it rounds otherwise, and
+                # recorded runs must repeat to the last digit
                 grad_W += p.T @ hc
                 del logits, p  # before the next chunk's
         return grad_h.to(h.dtype), grad_W.to(W.dtype), None, None, None
