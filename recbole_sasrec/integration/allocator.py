@@ -7,7 +7,9 @@ the process, up to its peak (``python -m benchmarks.page_faults`` measures both)
 
 ``mallopt`` sets the allocator of the whole process, so a library call never makes it: the key
 ``keep_freed_memory`` asks for it, and only code that owns the process applies it (``run_recbole``,
-the command lines, each Ray Tune trial in its worker). Elsewhere than glibc it does nothing.
+the command lines, each Ray Tune trial in its worker). ``run_recbole`` makes it once the data is
+loaded: made before, the memory loading frees would stay with the process for good, though the
+training steps never reuse most of it. Elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations

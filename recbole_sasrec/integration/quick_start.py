@@ -153,8 +153,8 @@ def run_recbole(
     ``command_line``: ``--key=value`` strings with the command line's top priority (``run.py``
     passes its own; ``sys.argv`` is never read here). The run logs as RecBole's does (a file
     under ``./log/`` and the console) and leaves the caller's logging as it was; with
-    ``keep_freed_memory: True`` (our models' default) it sets the process's allocator
-    (``allocator.py``). Returns ``best_valid_score``, ``valid_score_bigger``,
+    ``keep_freed_memory: True`` (our models' default) it sets the process's allocator once the
+    data is loaded (``allocator.py``). Returns ``best_valid_score``, ``valid_score_bigger``,
     ``best_valid_result``, ``test_result`` (RecBole's keys) and ``model_file``, the best
     checkpoint (None when ``saved`` is False).
     """
@@ -165,7 +165,6 @@ def run_recbole(
         config_dict=config_dict,
         command_line=command_line,
     )
-    apply_allocator_setting(config)
     was_joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     finished = False
     try:
@@ -218,6 +217,9 @@ def _spawned(local_rank: int, model, dataset, config_file_list, kwargs) -> None:
 def _train_and_test(config: Config, saved: bool, logger) -> dict[str, Any]:
     logger.info(config)
     dataset, train_data, valid_data, test_data, model = prepare(config)
+    # after the data: what loading frees goes back to the system, not kept by the process for
+    # training steps that never reuse it (docs/results.md, "A log larger than one machine's memory")
+    apply_allocator_setting(config)
     logger.info(dataset)
     logger.info(model)
     flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))

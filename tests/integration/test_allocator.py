@@ -89,3 +89,14 @@ def test_only_the_run_that_owns_the_process_makes_the_setting(tiny, tmp_path, mo
     cfg = dict(tiny, epochs=1, keep_freed_memory=False)
     run_recbole("SASRec", "cycle", config_dict=cfg, saved=False)
     assert calls == [1]
+
+
+def test_run_recbole_makes_the_setting_once_the_data_is_loaded(tiny, monkeypatch):
+    """Made before, what loading frees would stay with the process, never reused by the steps."""
+    from recbole_sasrec.integration import quick_start
+
+    events, prepare = [], quick_start.prepare
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: events.append("setting") or True)
+    monkeypatch.setattr(quick_start, "prepare", lambda c: events.append("data") or prepare(c))
+    run_recbole("SASRec", "cycle", config_dict=dict(tiny, epochs=1), saved=False)
+    assert events == ["data", "setting"]
