@@ -213,8 +213,12 @@ class DistributedMixin:
             config["single_spec"] = not distributed
         if distributed:
             device = config["device"]
+            # gradients as views of DDP's buckets: one copy of them, not two (the item table's
+            # is the largest tensor a step makes); the same values either way
             self.distributed_model = DistributedDataParallel(
-                self.model, device_ids=[device] if device.type == "cuda" else None
+                self.model,
+                device_ids=[device] if device.type == "cuda" else None,
+                gradient_as_bucket_view=True,
             )
             self.evaluator = _GatheringEvaluator(self.evaluator, config["world_size"])
             names = [self.saved_model_file]  # rank 0 writes the checkpoint every rank reads

@@ -22,12 +22,13 @@ class ChunkedCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         with torch.autocast(h.device.type, enabled=False):
             Wf = W.float()
+            space = Wf.new_empty(min(rows, N), Wf.size(0))  # [rows, I]: every chunk's logits
             for lo in range(0, N, rows):
-                logits = _mask(h[lo : lo + rows].float() @ Wf.T, earlier, lo)  # [rows, I]
+                hc = h[lo : lo + rows].float()
+                logits = _mask(torch.mm(hc, Wf.T, out=space[: len(hc)]), earlier, lo)
                 picked = logits.gather(1, target[lo : lo + rows, None]).squeeze(1)
                 lse[lo : lo + rows] = _logsumexp_(logits)
                 total += (lse[lo : lo + rows] - picked).sum()
-                del logits  # before the next chunk's: one [rows, I] alive, not two
         ctx.save_for_backward(h, W, target, lse)
         ctx.rows = rows
         return total / N
@@ -41,9 +42,11 @@ class ChunkedCrossEntropy(torch.autograd.Function):
         scale = grad.float() / N
         with torch.autocast(h.device.type, enabled=False):
             Wf = W.float()
+            space = Wf.new_empty(min(rows, N), Wf.size(0))  # [rows, I]: every chunk's logits
+            product = torch.empty_like(grad_W)  # [I, D]: every chunk's share of grad_W
             for lo in range(0, N, rows):
                 hc = h[lo : lo + rows].float()
-                logits = _mask(hc @ Wf.T, ctx.earlier, lo)
+                logits = _mask(torch.mm(hc, Wf.T, out=space[: len(hc)]), ctx.earlier, lo)
                 # softmax [rows, I] in the logits' own memory: one chunk alive, not three
                 p = logits.sub_(lse[lo : lo + rows, None]).exp_()
                 p[torch.arange(len(hc), device=h.device), target[lo : lo + rows]] -= 1.0
@@ -51,8 +54,7 @@ class ChunkedCrossEntropy(torch.autograd.Function):
                 grad_h[lo : lo + rows] = p @ Wf
                 # not addmm_ (it would spare the [I, D] product): it rounds otherwise, and
                 # recorded runs must repeat to the last digit
-                grad_W += p.T @ hc
-                del logits, p  # before the next chunk's
+                grad_W += torch.mm(p.T, hc, out=product)
         return grad_h.to(h.dtype), grad_W.to(W.dtype), None, None, None
 
 
