@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     out = output_file("anomaly", args.out, "anomaly.md", args.replace)
 
     config = Config(args.model, args.dataset, config_dict={"state": "WARNING"})
-    apply_allocator_setting(config)  # this process is the benchmark's
     _, train, *_, net = prepare(config)
+    apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
     optimizer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net).optimizer
     net.train()
     batches = []

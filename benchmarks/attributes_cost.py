@@ -34,8 +34,8 @@ from .common import add_output_options, machine, output_file, parse_sets
 
 def build(model: str, name: str, files: list[str], keys: dict):
     config = Config(model, name, files or None, keys)
-    apply_allocator_setting(config)  # this process is the benchmark's, as run_recbole's caller's
     _, train, *_, net = prepare(config)
+    apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
     return train, get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
 
 

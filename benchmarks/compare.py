@@ -61,9 +61,9 @@ def run_one(
     from recbole_sasrec.integration.trainer import get_trainer
 
     config = Config(name, dataset, config_files, config_dict)
-    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     with run_logging(config):
         _, train, valid, test, model = prepare(config)
+        apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
         trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
         baseline = rss_mib()
         trainer.started = time.perf_counter()

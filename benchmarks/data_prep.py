@@ -69,7 +69,6 @@ def prepare_and_train(model: str, root: str, name: str, train: bool, sets: dict)
     timed("_data_processing", "process")
     base = {"data_path": root, "show_progress": False, "state": "WARNING", **sets}
     config = Config(model, name, config_dict=base)
-    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     with run_logging(config):
         start = time.perf_counter()
         dataset = create_dataset(config)
@@ -92,6 +91,7 @@ def prepare_and_train(model: str, root: str, name: str, train: bool, sets: dict)
         }
         if not train:
             return result
+        apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
         from recbole_sasrec.integration.config import get_model
 
         for loss in ("BCE", "SSM"):  # both draw their negatives in the model: the same loader

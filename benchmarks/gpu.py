@@ -45,9 +45,9 @@ def worker(local_rank: int, model: str, dataset: str, config_dict: dict, out: st
     if "world_size" in config_dict:
         config_dict = dict(config_dict, local_rank=local_rank)
     config = Config(model, dataset, config_dict=config_dict)
-    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     with run_logging(config):
         _, train, valid, _, net = prepare(config)
+        apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
         trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, net)
         if config["device"].type == "cuda":
             torch.cuda.reset_peak_memory_stats(config["device"])

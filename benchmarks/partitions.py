@@ -5,20 +5,22 @@ each of N processes reads only its partitions (docs/usage.md, "Several machines"
         --out results/partitions
 
 Synthetic logs of the Amazon shape (``synthetic.py``: median user 6 items, a tail of hundreds;
-``--items`` items). For each size, ``python -m recbole_sasrec prepare`` runs alone in a fresh process (time,
-peak memory, as a user runs it). On
-the largest log (or each of ``--train_sizes``), N processes (``--worlds``) join one gloo group on this machine, each reading its
-partitions, building its users' windows, validation and test rows and the model, then taking
-``--steps`` training steps over its own batches; each reports its peak resident memory. N = 1
-reads the whole ``.inter`` file (today's path: the reference) where ``--reference`` allows.
-Each result is appended to ``runs.jsonl`` under ``--out`` as it finishes (with ``--replace``,
-those already there are kept and not rerun); the markdown table of them all is printed and
-written there at the end.
+``--items`` items). For each size, ``python -m recbole_sasrec prepare`` runs alone in a fresh
+process (time, peak memory, as a user runs it). On the largest log (or each of
+``--train_sizes``), N processes (``--worlds``) join one gloo group on this machine and each does
+what ``run_recbole`` does: reads its partitions, builds its users' windows, validation and test
+rows and the model, makes the allocator setting (``keep_freed_memory``), builds the trainer
+(Adam as configured, DistributedDataParallel) and takes ``--steps`` steps of the trainer's own
+loop over its batches; each reports its peak resident memory. N = 1 reads the whole ``.inter``
+file (the path without partitions: the reference). Each result is appended to ``runs.jsonl``
+under ``--out`` as it finishes (with ``--replace``, those already there are kept and not
+rerun); the markdown table of them all is printed and written there at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -28,7 +30,15 @@ import time
 from datetime import date
 from pathlib import Path
 
-from .common import add_output_options, free_port, machine, output_folder, peak_rss_mib, rss_mib
+from .common import (
+    add_output_options,
+    free_port,
+    machine,
+    output_folder,
+    parse_sets,
+    peak_rss_mib,
+    rss_mib,
+)
 
 # preset: 'none': the property files' batches (these logs' short histories would get the
 # short-histories preset's larger steps), as the one-process reference ran
@@ -72,16 +82,38 @@ def prepare_cli(root: Path, name: str, out: Path, partitions: int) -> dict:
     }
 
 
-def rank_worker(data_path: str, name: str, world: int, rank: int, port: int, steps: int) -> dict:
-    """One process of ``world``: what ``run_recbole`` builds, then ``steps`` training steps."""
+class FirstSteps:
+    """The first ``steps`` batches of a training loader, for the trainer's own epoch loop."""
+
+    def __init__(self, loader, steps: int):
+        self.loader, self.steps = loader, steps
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.steps)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getattr__(self, name: str):  # shuffle, sampler: the loader's
+        return getattr(self.__dict__["loader"], name)
+
+
+def rank_worker(
+    data_path: str, name: str, world: int, rank: int, port: int, steps: int, sets: dict
+) -> dict:
+    """One process of ``world`` as ``run_recbole`` runs it: the data and model it builds, the
+    allocator setting it then makes, its trainer (Adam as configured, DistributedDataParallel
+    when several), then ``steps`` steps of the trainer's own epoch loop."""
     import torch
 
     from recbole_sasrec import Config
+    from recbole_sasrec.integration.allocator import apply_allocator_setting
     from recbole_sasrec.integration.distributed import leave
     from recbole_sasrec.integration.quick_start import prepare
+    from recbole_sasrec.integration.trainer import get_trainer
 
     torch.set_num_threads(1)
-    keys = dict(KEYS, data_path=data_path)
+    keys = dict(KEYS, data_path=data_path, **sets)
     if world > 1:
         keys.update(
             nproc=world,
@@ -95,11 +127,9 @@ def rank_worker(data_path: str, name: str, world: int, rank: int, port: int, ste
     start = time.perf_counter()
     dataset, train, *_, model = prepare(config)
     built, after_data = time.perf_counter() - start, peak_rss_mib()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _, batch in zip(range(steps), train, strict=False):
-        optimizer.zero_grad()
-        model.calculate_loss(batch).backward()
-        optimizer.step()
+    apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer._train_epoch(FirstSteps(train, steps), 0)
     table = sum(p.numel() for n, p in model.named_parameters() if "item" in n) * 4 / 2**20
     result = {
         "world": world,
@@ -108,6 +138,7 @@ def rank_worker(data_path: str, name: str, world: int, rank: int, port: int, ste
         "interactions": int(dataset.interactions_per_user().sum()),
         "windows": len(train._dataset),
         "build_s": built,
+        "steps": steps,
         "before_data_mib": before,
         "peak_after_data_mib": after_data,
         "peak_mib": peak_rss_mib(),
@@ -178,17 +209,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--train_sizes", nargs="*", type=int, default=None, help="default: the largest size"
     )
-    parser.add_argument("--steps", type=int, default=3, help="training steps per process")
+    parser.add_argument("--steps", type=int, default=10, help="training steps per process")
     parser.add_argument("--data", default="/tmp/partitions-bench", help="logs written here")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="every rank's")
     add_output_options(parser, "the folder of table.md and runs.jsonl")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        data_path, name, world, rank, port, steps = args.worker[1:]
-        result = rank_worker(data_path, name, int(world), int(rank), int(port), int(steps))
+        data_path, name, world, rank, port, steps, sets = args.worker[1:]
+        given = (data_path, name, int(world), int(rank), int(port), int(steps), json.loads(sets))
+        result = rank_worker(*given)
         print(json.dumps(result))
         return
 
+    sets = json.dumps(parse_sets(args.set))
     out = output_folder("partitions", args.out, ["table.md", "runs.jsonl"], args.replace)
     root, prepared = Path(args.data) / "logs", Path(args.data) / "prepared"
     command = "python -m benchmarks.partitions " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -217,14 +251,14 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             if world == 1:  # today's path: one process reading the whole file (the reference)
                 runs = launch(
-                    [["--worker", "rank", str(root), name, "1", "0", "0", f"{args.steps}"]]
+                    [["--worker", "rank", str(root), name, "1", "0", "0", f"{args.steps}", sets]]
                 )
             else:
                 port = free_port()
                 runs = launch(
                     [
                         ["--worker", "rank", str(prepared), name, str(world), str(r), str(port)]
-                        + [str(args.steps)]
+                        + [str(args.steps), sets]
                         for r in range(world)
                     ]
                 )

@@ -151,9 +151,9 @@ def ours_run(data: Path, epochs: int, seed: int, sets: dict | None = None) -> tu
         }  # fmt: skip
         keys.update(sets or {})
         config = Config("SASRec", data.stem, ["presets/sasrec-paper.yaml"], keys)
-        apply_allocator_setting(config)
         with run_logging(config):
             _, train, valid, _, model = prepare(config)
+            apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
             trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(
                 config, model
             )

@@ -27,9 +27,9 @@ from .common import machine, parse_value
 
 def profile(name: str, dataset: str, config_dict: dict, max_batches: int | None) -> dict:
     config = Config(model=name, dataset=dataset, config_dict=config_dict)
-    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     init_logger(config)
     _, train, valid, _, model = prepare(config)
+    apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     optimizer = trainer.optimizer
     model.train()

@@ -79,9 +79,9 @@ def run_one(model: str, dataset: str, config_dict: dict, config_files: list[str]
     from recbole_sasrec.integration.trainer import get_trainer
 
     config = Config(model, dataset, config_files or None, config_dict)
-    apply_allocator_setting(config)  # this worker owns its process, as run_recbole's caller does
     with run_logging(config):
         _, train, valid, test, net = prepare(config)
+        apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
         trainer = timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]), "ndcg@10")(
             config, net
         )

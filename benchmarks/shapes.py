@@ -91,9 +91,9 @@ def measure(
     if root:
         base["data_path"] = root
     config = Config(model, dataset, config_dict=base)
-    apply_allocator_setting(config)  # this worker owns its process, as run_recbole does
     with run_logging(config):
         _, train, valid, _, net = prepare(config)
+        apply_allocator_setting(config)  # as run_recbole makes it: once the data is loaded
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
         counts = {"real": 0, "encoded": 0}
         real_loss = net.calculate_loss
