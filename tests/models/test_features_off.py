@@ -96,8 +96,11 @@ def test_features_off_is_the_id_only_model(name, tmp_path):
     valid, test, weights = run_case(name, tmp_path)
     expected_valid, expected_test, expected_weights = RECORDED[name]
     assert (valid, test) == (expected_valid, expected_test)  # to RecBole's last printed digit
-    # float32 training summed in double: another CPU's kernels may round the last bits apart
-    assert weights == pytest.approx(expected_weights, rel=1e-6)
+    # float32 training summed in double: another CPU's kernels round the last bits apart, and
+    # two epochs carry that along (recorded on an AMD EPYC; an Intel Xeon with AVX-512 gives
+    # sums up to 3.4e-5 apart, with the same metrics); a change beyond rounding moves it far
+    # more (an initialisation 0.5% wider: 2.2e-3), one within it (LayerNorm's eps) does not
+    assert weights == pytest.approx(expected_weights, rel=1e-4)
 
 
 if __name__ == "__main__":
