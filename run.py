@@ -68,7 +68,7 @@ if __name__ == "__main__":
         elif args.nproc == 1 and args.world_size <= 0:
             run_recbole(args.model, args.dataset, config_files, command_line=configuration)
         else:
-            from recbole_sasrec.integration.config import parse_command_line
+            from recbole_sasrec.integration.inputs import parse_command_line
 
             run(
                 args.model,

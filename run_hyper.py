@@ -17,7 +17,7 @@ import sys
 from recbole_sasrec import Config, ConfigError
 from recbole_sasrec.core.files import NoSpaceError, exit_on_sigterm
 from recbole_sasrec.integration.allocator import apply_allocator_setting
-from recbole_sasrec.integration.config import parse_command_line
+from recbole_sasrec.integration.inputs import parse_command_line
 from recbole_sasrec.tuning import (
     ALGOS,
     DEFAULT_EARLY_STOP,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_sasrec.integration.config import parse_value  # noqa: F401  (re-exported for the scripts)
+from recbole_sasrec.integration.inputs import parse_value  # noqa: F401  (re-exported for the scripts)
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 RUNS = Path("results") / "runs"  # a run's own folder by default (results/ holds committed ones)

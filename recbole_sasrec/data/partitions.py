@@ -43,8 +43,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.processes import hand_back_freed_memory
-
 MANIFEST = "partitions.json"
 VOCABULARY = "items.parquet"
 FORMAT = "recbole-sasrec partitions 1"
@@ -277,65 +275,3 @@ def prepare(
         f"{len(tokens)} items in {partitions} partitions"
     )
     return manifest
-
-
-def read_partitions(folder, manifest: dict, world: int, rank: int) -> tuple[pd.DataFrame, list]:
-    """The interactions of process ``rank`` of ``world`` (its partitions, rows in log order),
-    as ``TypedReader`` reads an atomic file: tokens as categories, the time as float64; and the
-    item vocabulary (tokens in id order). ``PartitionError`` for a world larger than the
-    partitions, a missing part, a part of another preparation or with other rows."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-
-    folder = Path(folder)
-    count = manifest["partitions"]
-    if world > count:
-        raise PartitionError(
-            f"{folder / MANIFEST}: {count} partitions cannot give each of {world} processes a "
-            f"share; allowed: at most {count} processes, or prepare again with --partitions "
-            f">= {world}"
-        )
-    fields = manifest["fields"]
-    paths = []
-    for p in partitions_of_rank(count, world, rank):  # every part checked before any is read
-        path = folder / part_file(p)
-        if not path.is_file():
-            raise PartitionError(
-                f"{path} is missing (partition {p} of {count}, read by process {rank}); "
-                f"allowed: every part the manifest lists, as prepare wrote them"
-            )
-        metadata = pq.read_metadata(path)
-        theirs = (metadata.metadata or {}).get(ID_KEY, b"").decode()
-        expected = manifest["files"][p]["rows"]
-        if theirs != manifest["prepared_id"] or metadata.num_rows != expected:
-            why = (
-                f"it holds {metadata.num_rows} rows, the manifest says {expected}"
-                if theirs == manifest["prepared_id"]
-                else f"it comes from another preparation (id {theirs or 'none'}, the "
-                f"manifest's {manifest['prepared_id']}): its items may be numbered otherwise"
-            )
-            raise PartitionError(f"{path}: {why}; allowed: the parts written with this {MANIFEST}")
-        paths.append(str(path))
-    # Arrow's own pool (mimalloc) keeps what it frees for Arrow alone, so the reading's
-    # temporaries would stay resident beside RecBole's work: read with the system allocator
-    # and hand its freed pages back at the end (docs/results.md, the memory per process).
-    # Parquet's decoding still draws on Arrow's pool: one row group read ahead at a time
-    # (not 16 of 4 files) bounds what that pool holds, and what it keeps is released after.
-    pool = pa.system_memory_pool()
-    tokens = ds.ParquetFileFormat(dictionary_columns=[fields["user"], fields["item"]])
-    columns = [fields["user"], fields["item"], fields["time"], ROW]
-    table = ds.dataset(paths, format=tokens).to_table(
-        columns=columns, memory_pool=pool, batch_readahead=1, fragment_readahead=1
-    )
-    order = pc.sort_indices(table.column(ROW), memory_pool=pool)  # the log's order (distinct)
-    table = pc.take(table.drop_columns([ROW]), order, memory_pool=pool)
-    del order
-    frame = table.to_pandas(memory_pool=pool)  # tokens become categories
-    del table
-    hand_back_freed_memory()
-    vocabulary = pq.read_table(folder / VOCABULARY, columns=["token"])
-    vocabulary = vocabulary.column("token").to_pylist()
-    pa.default_memory_pool().release_unused()
-    return frame, vocabulary

@@ -26,7 +26,8 @@ from torch import nn
 
 from ..core.keys import ConfigError
 from ..data.new_items import file_format
-from ..integration.checkpoint import data_fingerprint, package_version
+from ..integration.checkpoint import package_version
+from ..integration.fingerprint import data_fingerprint
 from ..integration.quick_start import load_model
 from ..integration.registry import is_ours
 from . import checks, new_items

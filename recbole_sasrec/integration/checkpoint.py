@@ -7,7 +7,7 @@ plain data only, and every reader here loads them with ``weights_only=True``:
     format            "recbole_sasrec/1"
     version           this package's version
     config            the final configuration as primitives, lists and dicts (``config_to_plain``)
-    data              the data fingerprint (``data_fingerprint``)
+    data              the data fingerprint (``fingerprint.data_fingerprint``)
     state_dict, optimizer, other_parameter, epoch, cur_step, best_valid_score   (RecBole's)
 
 A file that needs full unpickling (RecBole's own format) is refused with a
@@ -16,15 +16,12 @@ file one trusts. A file of another ``format`` is refused naming it; weights that
 configuration does not build (an edited ``hidden_size``) are refused naming the keys that differ.
 A save that finds its disk full names the file and keeps the last good checkpoint.
 
-The data fingerprint records the token -> id maps of users and items (the rows of the
-embedding) and a hash of the interaction file. Loading refuses a checkpoint whose users or items
-no longer map to the same ids (a re-converted data set, a changed catalogue), naming both; a
-changed file with the same users and items is reported and allowed.
+The data fingerprint (``fingerprint.py``) records the users, items and file the weights were
+trained on; loading checks it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
@@ -105,81 +102,6 @@ def config_from_plain(plain: dict[str, Any], data_path: str | None = None):
         values["data_path"] = os.path.abspath(data_path)
     model, dataset = values.pop("model"), values.pop("dataset")
     return Config(model=model, dataset=dataset, config_dict=values)
-
-
-# ---- the data ---------------------------------------------------------------------------------
-def _tokens_hash(tokens) -> str:
-    digest = hashlib.sha256()
-    for token in tokens:
-        digest.update(str(token).encode("utf-8") + b"\n")
-    return digest.hexdigest()[:16]
-
-
-def file_hash(path: str) -> str | None:
-    if not os.path.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def data_fingerprint(dataset, config) -> dict[str, Any]:
-    """Users and items as the model knows them (token -> id maps) and the interaction file;
-    ``vocabularies``: the tokens of the items and of the selected token features, in id order
-    (what a model started from this one on a grown catalogue maps its rows by: ``init_from``)."""
-    inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
-    users = dataset.field2id_token[dataset.uid_field]
-    items = dataset.field2id_token[dataset.iid_field]
-    numbered = [dataset.iid_field, *(config["selected_features"] or [])]
-    prepared = getattr(dataset, "prepared", None)
-    if prepared is not None:  # each process holds its users only: the preparation names them
-        inter_file = os.path.join(config["data_path"], "partitions.json")
-    return {
-        "dataset": config["dataset"],
-        "inter_file": os.path.abspath(inter_file),
-        "inter_sha256": file_hash(inter_file),
-        "users": len(users) - 1 if prepared is None else prepared["users"],
-        "items": len(items) - 1,
-        "user_ids": _tokens_hash(users) if prepared is None else prepared["prepared_id"],
-        "item_ids": _tokens_hash(items),
-        "vocabularies": {
-            field: [str(token) for token in dataset.field2id_token[field]]
-            for field in numbered
-            if field in dataset.field2id_token  # token fields; floats have none
-        },
-    }
-
-
-def check_fingerprint(saved: dict | None, dataset, config, model_file: str) -> None:
-    """``ConfigError`` when the data's users or items no longer map to the ids the checkpoint
-    was trained with; a warning when only the file changed."""
-    if not saved:
-        getLogger().warning(f"{model_file} records no data fingerprint: the data is not checked")
-        return
-    now = data_fingerprint(dataset, config)
-    changed = [key for key in ("user_ids", "item_ids") if saved.get(key) != now[key]]
-    if changed:
-
-        def describe(f: dict) -> str:
-            return (
-                f"{f['users']} users (ids {f['user_ids']}), {f['items']} items "
-                f"(ids {f['item_ids']}), file {f['inter_file']} (sha256 {f['inter_sha256']})"
-            )
-
-        raise ConfigError(
-            f"model_file={model_file!r} was trained on {describe(saved)}, but data set "
-            f"{config['dataset']!r} is now {describe(now)}: its "
-            f"{' and '.join(c.split('_')[0] + 's' for c in changed)} no longer map to the ids the "
-            f"model learned; allowed: the data it was trained on (data_path=... to point at a "
-            f"copy), or a model trained on the current data"
-        )
-    if saved.get("inter_sha256") != now["inter_sha256"]:
-        getLogger().warning(
-            f"{now['inter_file']} has changed since {model_file} was trained (same users and "
-            f"items): histories are read from the file as it is now"
-        )
 
 
 # ---- the weights ----------------------------------------------------------------------------

@@ -8,11 +8,9 @@ trainers whose checkpoints load on torch >= 2.6.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import recbole.data
 import torch
 from recbole.data.dataloader import AbstractDataLoader
@@ -23,11 +21,12 @@ from recbole.utils import get_environment, get_flops, init_seed, set_color
 
 from ..core.keys import ConfigError
 from ..data.download import dataset_url, download_dataset
-from ..data.split import min_interactions
 from . import distributed, warm_start
 from .allocator import apply_allocator_setting
-from .checkpoint import check_fingerprint, config_from_plain, load_checkpoint, load_weights
+from .checkpoint import config_from_plain, load_checkpoint, load_weights
 from .config import Config
+from .data_checks import check_catalogue, check_evaluation_rows
+from .fingerprint import check_fingerprint
 from .loaders import data_preparation
 from .logs import quiet_recbole, run_logging
 from .memory import check_model_memory
@@ -64,57 +63,6 @@ def create_dataset(config: Config) -> Dataset:
     if config["save_dataset"]:
         dataset.save()
     return dataset
-
-
-def check_catalogue(config: Config, dataset) -> None:
-    """``ConfigError`` when the catalogue is smaller than what evaluation ranks (``topk``, or a
-    sampled mode's negatives), before training rather than after its first epoch."""
-    items, cut = dataset.item_num - 1, max(config["topk"])  # id 0 is the pad
-    for phase, mode in config["eval_args"]["mode"].items():
-        sampled = mode[3:] if mode[:3] in ("uni", "pop") else None
-        if sampled is not None and int(sampled) > items - 1:
-            raise ConfigError(
-                f"eval_args mode {phase}={mode!r} draws {sampled} negatives, but data set "
-                f"{config['dataset']!r} has {items} items; allowed: at most {items - 1} "
-                f"(uni{items - 1}), or mode 'full'"
-            )
-        ranked = items if sampled is None else int(sampled) + 1
-        if cut > ranked:
-            raise ConfigError(
-                f"topk={config['topk']} ranks {cut} items, but eval_args mode {phase}={mode!r} "
-                f"on data set {config['dataset']!r} ranks {ranked}; allowed: topk up to {ranked}"
-            )
-
-
-def check_evaluation_rows(config: Config, dataset, valid_data, test_data) -> None:
-    """``ConfigError`` when the split leaves no validation or no test rows although it should
-    make them (every user too short), with the users counted by length, instead of training
-    to ``best valid: None``."""
-    split = config["eval_args"]["split"]
-    mode, value = next(iter(split.items()))
-    wanted = {"valid": True, "test": True}
-    if mode == "LS":
-        wanted = {"valid": value != "test_only", "test": value != "valid_only"}
-    for part, loader in (("valid", valid_data), ("test", test_data)):
-        if not wanted[part] or (loader is not None and len(loader._dataset) > 0):
-            continue
-        per_user = getattr(dataset, "interactions_per_user", lambda: None)()
-        if per_user is None:  # RecBole's keeps the samples: a user's first interaction is none
-            per_user = np.bincount(dataset.inter_feat[dataset.uid_field].numpy()) + 1
-            per_user[per_user == 1] = 0
-        lengths = Counter(per_user[per_user > 0].tolist())
-        counts = ", ".join(f"{n}: {lengths[n]}" for n in sorted(lengths)[:8])
-        hint = (
-            f"a user needs at least {min_interactions(value, part)} interactions to get a "
-            f"{part} row"
-            if mode == "LS"
-            else "no user's interactions reach that part"
-        )
-        raise ConfigError(
-            f"data set {config['dataset']!r} gives no {part} rows with eval_args split "
-            f"{split}: {hint}, and its users have these numbers of interactions (count: users) "
-            f"{counts or 'none'}; allowed: data with longer histories, or another split"
-        )
 
 
 def prepare(config: Config):
@@ -289,7 +237,7 @@ def load_model(
 
     ``data_path``: read the data from there instead of where it was at training time (the
     checkpoint stores that folder, absolute). The data must map users and items to the ids the
-    model was trained with (``checkpoint.check_fingerprint``). ``allow_pickle``: also load a
+    model was trained with (``fingerprint.check_fingerprint``). ``allow_pickle``: also load a
     file that needs full unpickling (RecBole's format), which runs code the file holds."""
     with quiet_recbole():
         checkpoint, config = _checkpoint_and_config(model_file, data_path, allow_pickle)

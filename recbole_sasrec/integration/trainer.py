@@ -17,14 +17,9 @@ import recbole.utils
 from recbole.utils import set_color
 
 from ..data.sampled_eval import CandidateScoringMixin
-from .checkpoint import (
-    data_fingerprint,
-    load_checkpoint,
-    load_weights,
-    remove_stale_temporaries,
-    save_checkpoint,
-)
+from .checkpoint import load_checkpoint, load_weights, remove_stale_temporaries, save_checkpoint
 from .distributed import DistributedMixin
+from .fingerprint import data_fingerprint
 from .optim import OptimiserMixin
 from .registry import BUILTIN_PREFIX, get_model, is_ours, model_name
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.keys import ConfigError
-from ..integration.config import BUNDLED, Config, config_file_names
+from ..integration.config import BUNDLED, Config
+from ..integration.inputs import config_file_names
 from ..integration.known_keys import check_keys
 from ..integration.registry import BUILTIN_PREFIX, MODELS, get_model
 from .results import SearchResult
