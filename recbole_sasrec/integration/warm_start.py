@@ -9,13 +9,20 @@ data as usual, then fills it from the checkpoint:
   ``inner_size``, ``MAX_ITEM_LIST_LENGTH``, ...);
 - a table whose rows a vocabulary numbers (the item ids, each selected token feature's values:
   the modules' ``vocabulary_rows``) is copied row by row, matched by token through the
-  vocabularies the checkpoint stores (``checkpoint.data_fingerprint``). A row of a token the
+  vocabularies the checkpoint stores (``fingerprint.data_fingerprint``). A row of a token the
   checkpoint never saw keeps its fresh initialisation, except a new item's id row in a model
   with ``selected_features``: it starts at zero, so that the new item's vector is its attributes'
   alone, as for an item added after training (``Recommender.add_items``). Tokens the new data no
   longer has are dropped;
 - what the data decides (each item's attribute values, the floats' mean and std: the modules'
   ``data_buffers``) is today's.
+
+``init_shrink`` (lambda) and ``init_perturb`` (sigma) make every copied parameter, rows
+included, ``lambda * yesterday's + sigma * a fresh initialisation`` ("shrink and perturb", Ash &
+Adams, NeurIPS 2020): a network warm-started at a converged point tends to stay in its basin and
+generalise worse than one trained from scratch on the grown data; shrinking the weights toward
+zero and adding a little of the initialiser's noise keeps most of what was learned while letting
+training leave that basin. The defaults (1.0, 0.0) copy the weights unchanged.
 
 The optimiser starts afresh (Adam's moments at zero, ``learning_rate`` as configured), and so do
 the epoch count and early stopping: yesterday's moments describe yesterday's rows and gradients,
@@ -36,10 +43,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.keys import ConfigError, Key
+from ..core.keys import ConfigError, Key, number
 from .checkpoint import first_few, load_checkpoint
 
 KEY = "init_from"
+
+
+def _needs_init_from(config, key: str, unchanged: float) -> str | None:
+    if config[key] == unchanged or config[KEY] is not None:
+        return None
+    return (
+        f"{key}={config[key]!r} acts on the weights init_from copies, and init_from is None; "
+        f"allowed: {unchanged}, or init_from naming a checkpoint"
+    )
+
+
 KEYS = (
     Key(
         KEY,
@@ -51,6 +69,23 @@ KEYS = (
         lambda v: v is None or (isinstance(v, str) and v != ""),
         "must be the path of a checkpoint written by recbole_sasrec, or None",
         "path of a checkpoint, or None",
+    ),
+    number(
+        "init_shrink",
+        1.0,
+        "with init_from: each copied parameter multiplied by this before training (shrink and "
+        "perturb); 1.0: yesterday's weights as they are",
+        closed=(False, True),
+        high=1.0,
+        relation=lambda c: _needs_init_from(c, "init_shrink", 1.0),
+    ),
+    number(
+        "init_perturb",
+        0.0,
+        "with init_from: this much of a fresh initialisation added to each copied parameter "
+        "(shrink and perturb); 0.0: none",
+        closed=(True, False),
+        relation=lambda c: _needs_init_from(c, "init_perturb", 0.0),
     ),
 )
 # keys that must be equal for yesterday's weights to mean the same today, checked by name before
@@ -98,19 +133,24 @@ def apply(checkpoint: dict[str, Any], model: torch.nn.Module, dataset, config) -
         for name, field in getattr(module, "vocabulary_rows", {}).items():
             rows[at + name] = dataset.iid_field if field is None else field
         data.update(at + name for name in getattr(module, "data_buffers", ()))
-    state = model.state_dict()
+    state, parameters = model.state_dict(), {name for name, _ in model.named_parameters()}
+    shrink, perturb = config["init_shrink"], config["init_perturb"]
     report, wrong = {}, []
     for key, now in state.items():
         if key in data:
             continue
+        # yesterday's values [*] -> what this weight starts from, given its fresh values [*]
+        blend = _shrink_and_perturb(shrink, perturb) if key in parameters else None
         if key not in old:
             wrong.append(f"{key}: not in the checkpoint")
         elif key in rows:
-            report[key] = _match_rows(now, old[key], vocabularies, rows[key], dataset, config)
+            report[key] = _match_rows(
+                now, old[key], vocabularies, rows[key], dataset, config, blend
+            )
         elif old[key].shape != now.shape:
             wrong.append(f"{key}: {list(old[key].shape)} in the checkpoint, {list(now.shape)} now")
-        else:
-            now.copy_(old[key])  # state_dict's tensors share the parameters' storage
+        else:  # state_dict's tensors share the parameters' storage
+            now.copy_(old[key] if blend is None else blend(old[key].to(now), now))
     if wrong:
         raise ConfigError(
             f"{KEY}={path!r}: {len(wrong)} weight(s) do not fit the model built now: "
@@ -120,13 +160,28 @@ def apply(checkpoint: dict[str, Any], model: torch.nn.Module, dataset, config) -
         )
     for key, line in report.items():
         getLogger().info(f"{KEY}: {key}: {line}")
+    if (shrink, perturb) != (1.0, 0.0):
+        getLogger().info(
+            f"{KEY}: every copied parameter is {shrink:g} x the checkpoint's + {perturb:g} x a "
+            f"fresh initialisation (init_shrink, init_perturb)"
+        )
     return report
 
 
-def _match_rows(now: torch.Tensor, old: torch.Tensor, vocabularies, field, dataset, config) -> str:
+def _shrink_and_perturb(shrink: float, perturb: float):
+    """``(old, fresh) -> shrink * old + perturb * fresh``; None when that is ``old`` itself."""
+    if (shrink, perturb) == (1.0, 0.0):
+        return None
+    return lambda old, fresh: shrink * old + perturb * fresh
+
+
+def _match_rows(
+    now: torch.Tensor, old: torch.Tensor, vocabularies, field, dataset, config, blend=None
+) -> str:
     """Copy into ``now`` [N', D] (in place) the rows of ``old`` [N, D] whose tokens ``field``'s
-    vocabularies share; the rest stay as initialised (a new item's id row zeroed when the model
-    has attributes). Returns what was done, in words."""
+    vocabularies share (through ``blend`` with their fresh values, when given); the rest stay as
+    initialised (a new item's id row zeroed when the model has attributes). Returns what was
+    done, in words."""
     if field not in vocabularies:
         raise ConfigError(
             f"{KEY}={config[KEY]!r} records no vocabulary of {field!r} (it has "
@@ -150,8 +205,9 @@ def _match_rows(now: torch.Tensor, old: torch.Tensor, vocabularies, field, datas
     new = np.nonzero(found < 0)[0]
     zeroed = field == dataset.iid_field and bool(config["selected_features"])
     with torch.no_grad():
-        rows = old[torch.as_tensor(found[kept])].to(now.device, now.dtype)
-        now[torch.as_tensor(kept, device=now.device)] = rows
+        at = torch.as_tensor(kept, device=now.device)
+        rows = old[torch.as_tensor(found[kept])].to(now.device, now.dtype)  # [K, D]
+        now[at] = rows if blend is None else blend(rows, now[at])
         if zeroed and len(new):
             now[torch.as_tensor(new, device=now.device)] = 0.0
     start = "zero (attributes alone)" if zeroed else "freshly initialised"

@@ -125,6 +125,43 @@ def test_without_attributes_new_items_get_a_fresh_row(yesterday):
     assert len(new) == 4 and (rows.norm(dim=1) > 0).all()
 
 
+def test_shrink_and_perturb_blends_the_copied_weights_with_a_fresh_initialisation(yesterday):
+    root, files = yesterday
+    features = dict(selected_features=["attributes"])
+    shrunk = started(root, files["featured"], init_shrink=0.5, init_perturb=0.1, **features)
+    dataset, net = shrunk
+    _, fresh = started(root, None, **features)  # the same seed: the same fresh initialisation
+    old, vocab = yesterdays(files["featured"])
+    state, new = net.state_dict(), fresh.state_dict()
+    for key in ("blocks.0.attn.qkv.weight", "embedding.position.weight", "final_ln.weight"):
+        torch.testing.assert_close(state[key], 0.5 * old[key] + 0.1 * new[key])
+    was = {token: i for i, token in enumerate(vocab["item_id"])}
+    for i, token in enumerate(dataset.field2id_token["item_id"][1:], start=1):
+        row = state["embedding.item.weight"][i]
+        if token in was:  # a row matched by token: blended with its own fresh row
+            expected = 0.5 * old["embedding.item.weight"][was[token]]
+            torch.testing.assert_close(row, expected + 0.1 * new["embedding.item.weight"][i])
+        else:  # a new item still starts from its attributes alone
+            assert not row.any()
+    # what the data decides is not a weight: today's, untouched
+    values = "embedding.features.attributes_values"
+    torch.testing.assert_close(state[values], new[values])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"init_shrink": 0.5}, r"init_shrink=0.5 acts on the weights init_from copies.*allowed"),
+        ({"init_perturb": 0.01}, r"init_perturb=0.01 acts on the weights init_from copies"),
+        ({"init_shrink": 0.0}, r"init_shrink=0.0 must be a number in \(0, 1\]"),
+        ({"init_perturb": -0.1}, r"init_perturb=-0.1 must be a number in \[0, inf\)"),
+    ],
+)
+def test_shrink_and_perturb_values_and_their_need_of_init_from_are_checked(change, message):
+    with pytest.raises(ConfigError, match=message):
+        run_recbole("SASRec", "ml-100k", config_dict=change)
+
+
 def test_a_started_model_knows_the_cycle_a_fresh_one_does_not(yesterday):
     root, files = yesterday
     still = dict(learning_rate=1e-9, epochs=1)  # what it knew before any step
