@@ -23,7 +23,8 @@ from the first epoch: data loading is the same for both and left out), and where
 is already trained may want smaller steps than one that starts from random weights); each
 setting is a warm run of its own beside the others, yesterday's and the scratch run reused.
 Runs go to ``<out>/runs.jsonl`` as they finish (reused when the record holds them), tables to
-``<out>/summary.md``, valid NDCG@10 against minutes to ``<out>/curves.png``.
+``<out>/summary.md``, valid NDCG@10 against minutes to ``<out>/curves.png``; ``--tables_only``
+rewrites those two from the record for every model and seed named (runs of several calls).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+
+from recbole_sasrec.integration.warm_start import PERTURB, SHRINK
 
 from .common import (
     add_output_options,
@@ -76,13 +79,23 @@ def reached(curve: list[list[float]], score: float) -> float | None:
 
 
 def warm_runs(runs: dict[str, dict], model: str, seed: int) -> dict[str, dict]:
-    """The warm runs of (model, seed): their ``--warm_set`` (or 'as configured') -> record."""
+    """The warm runs of (model, seed): their ``--warm_set`` (or 'as configured', with the
+    shrink and perturb it ran with) -> record."""
     prefix = f"{model}-{seed}-warm"
     return {
-        " ".join(r.get("warm_set", [])) or "as configured": r
+        " ".join(r.get("warm_set", [])) or _as_configured(r["settings"]): r
         for key, r in runs.items()
         if key == prefix or key.startswith(prefix + " ")
     }
+
+
+def _as_configured(settings: dict) -> str:
+    if "init_shrink" not in settings:  # recorded while the default was a copy
+        return "as configured (then a plain copy: init_shrink=1.0 init_perturb=0.0)"
+    return (
+        f"as configured (init_shrink={settings['init_shrink']} "
+        f"init_perturb={settings['init_perturb']})"
+    )
 
 
 def summary(runs: dict[str, dict], models: list[str], seeds: list[int], header: str) -> str:
@@ -160,6 +173,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max_epochs", type=int, default=400, help="cap on early stopping")
     add_output_options(parser, "folder for runs.jsonl, summary.md, curves.png")
     parser.add_argument("--data_dir", default=str(Path(tempfile.gettempdir()) / "warm_start"))
+    parser.add_argument(
+        "--tables_only",
+        action="store_true",
+        help="write summary.md and curves.png from <out>/runs.jsonl for --models and --seeds "
+        "(every warm run recorded), training nothing",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.cut < 1:
         sys.exit(f"--cut {args.cut}: allowed: a share in (0, 1), e.g. 0.95")
@@ -177,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header, flush=True)
     log, folder = read_log(data), Path(args.data_dir)
     sets = parse_sets(args.set)
-    for seed in args.seeds:
+    for seed in [] if args.tables_only else args.seeds:
         names = {"full": name, "cut": f"{name}-cut{round(100 * args.cut)}-{seed}"}
         cut = cut_log(log, args.cut, seed)
         kept = sum(map(len, cut.values()))
@@ -205,8 +224,9 @@ def main(argv: list[str] | None = None) -> None:
                     **sets,
                     "seed": seed,
                 }
-                if run == "warm":
+                if run == "warm":  # the package's shrink and perturb recorded, unless set
                     config_dict["init_from"] = runs[f"{model}-{seed}-yesterday"]["model_file"]
+                    config_dict.update(init_shrink=SHRINK, init_perturb=PERTURB)
                     config_dict.update(parse_sets(args.warm_set))
                 files = [
                     [f, hashlib.sha256(Path(f).read_bytes()).hexdigest()] for f in args.config_files

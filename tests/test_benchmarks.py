@@ -2,6 +2,7 @@
 defaults are chosen from), the synthetic logs (their order, their popularity baseline) and the
 workers every run goes through (their result, their progress, their errors)."""
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -234,3 +235,47 @@ def test_warm_start_cuts_each_users_newest_items_by_position():
     lengths = [len(cut[u]) for u in "abc"]
     assert lengths in ([7, 4, 4], [8, 3, 4], [8, 4, 3])
     assert cut_log(log, 0.75, seed=0) == cut  # seeded
+
+
+def test_warm_start_tables_only_trains_nothing_and_names_each_warm_runs_shrink(
+    tmp_path, monkeypatch
+):
+    import benchmarks.warm_start as warm_start
+
+    monkeypatch.setattr(warm_start, "run_worker", no_work)
+    monkeypatch.setattr(warm_start, "read_log", lambda path: {})
+
+    def record(run, best, curve, settings=None, warm_set=()):
+        return {
+            "run": run,
+            "best_valid": {"ndcg@10": best},
+            "seconds_to_best": curve[-1][0],
+            "curve": curve,
+            "test_papers": {"ndcg@10": 0.06},
+            "test_recbole": {"ndcg@10": 0.04},
+            "settings": settings or {},
+            "warm_set": list(warm_set),
+        }
+
+    shrunk = {"init_shrink": 0.8, "init_perturb": 0.01}
+    runs = [
+        record("SASRec-1-yesterday", 0.07, [[60, 0.07]]),
+        record("SASRec-1-scratch", 0.075, [[60, 0.07], [400, 0.075]]),
+        record("SASRec-1-warm", 0.074, [[60, 0.074]], {"init_from": "y.pth"}),  # before the keys
+        record("SASRec-1-warm x", 0.076, [[60, 0.076]], {"init_from": "y.pth", **shrunk}),
+        record(
+            "SASRec-1-warm init_shrink=0.5", 0.077, [[100, 0.077]], warm_set=["init_shrink=0.5"]
+        ),
+    ]
+    runs[3]["warm_set"] = []  # 'as configured' at today's default
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    warm_start.main(
+        ["--data", "x.txt", "--seeds", "1", "--out", str(tmp_path), "--replace", "--tables_only"]
+    )
+    table = (tmp_path / "summary.md").read_text()
+    assert (
+        "as configured (then a plain copy: init_shrink=1.0 init_perturb=0.0) | 0.0750, 6.7 | not reached"
+        in table
+    )
+    assert "as configured (init_shrink=0.8 init_perturb=0.01) | 0.0750, 6.7 | 1.0 (15%)" in table
+    assert "| init_shrink=0.5 | 0.0750, 6.7 | 1.7 (25%)" in table

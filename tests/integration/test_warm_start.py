@@ -14,6 +14,7 @@ from recbole_sasrec.core.keys import ConfigError
 from recbole_sasrec.integration.quick_start import prepare
 
 YESTERDAY, TODAY = dict(n_users=30, n_items=20), dict(n_users=40, n_items=24)
+COPY = dict(init_shrink=1.0, init_perturb=0.0)  # yesterday's weights as they are (not the default)
 
 
 def today_attributes() -> dict[str, list[str]]:
@@ -72,7 +73,7 @@ def yesterdays(path: str) -> tuple[dict, dict]:
 
 def test_rows_follow_their_tokens_and_new_items_start_from_their_attributes(yesterday):
     root, files = yesterday
-    dataset, net = started(root, files["featured"], selected_features=["attributes"])
+    dataset, net = started(root, files["featured"], selected_features=["attributes"], **COPY)
     old, vocab = yesterdays(files["featured"])
     state = net.state_dict()
     was = {token: i for i, token in enumerate(vocab["item_id"])}
@@ -103,7 +104,8 @@ def test_rows_follow_their_tokens_and_new_items_start_from_their_attributes(yest
 
 def test_lightsans_starts_from_its_checkpoint_too(yesterday):
     root, files = yesterday
-    dataset, net = started(root, files["LightSANs"], "LightSANs", selected_features=["attributes"])
+    features = dict(selected_features=["attributes"], **COPY)
+    dataset, net = started(root, files["LightSANs"], "LightSANs", **features)
     old, vocab = yesterdays(files["LightSANs"])
     state = net.state_dict()
     for key in ("position_embedding.weight", "blocks.1.attn.theta_k.weight", "final_ln.bias"):
@@ -125,22 +127,28 @@ def test_without_attributes_new_items_get_a_fresh_row(yesterday):
     assert len(new) == 4 and (rows.norm(dim=1) > 0).all()
 
 
-def test_shrink_and_perturb_blends_the_copied_weights_with_a_fresh_initialisation(yesterday):
+@pytest.mark.parametrize(
+    "given, shrink, perturb",
+    [({}, 0.8, 0.01), ({"init_shrink": 0.5, "init_perturb": 0.1}, 0.5, 0.1)],
+    ids=["default", "given"],
+)
+def test_shrink_and_perturb_blends_the_copied_weights_with_a_fresh_initialisation(
+    yesterday, given, shrink, perturb
+):
     root, files = yesterday
     features = dict(selected_features=["attributes"])
-    shrunk = started(root, files["featured"], init_shrink=0.5, init_perturb=0.1, **features)
-    dataset, net = shrunk
+    dataset, net = started(root, files["featured"], **features, **given)
     _, fresh = started(root, None, **features)  # the same seed: the same fresh initialisation
     old, vocab = yesterdays(files["featured"])
     state, new = net.state_dict(), fresh.state_dict()
     for key in ("blocks.0.attn.qkv.weight", "embedding.position.weight", "final_ln.weight"):
-        torch.testing.assert_close(state[key], 0.5 * old[key] + 0.1 * new[key])
+        torch.testing.assert_close(state[key], shrink * old[key] + perturb * new[key])
     was = {token: i for i, token in enumerate(vocab["item_id"])}
     for i, token in enumerate(dataset.field2id_token["item_id"][1:], start=1):
         row = state["embedding.item.weight"][i]
         if token in was:  # a row matched by token: blended with its own fresh row
-            expected = 0.5 * old["embedding.item.weight"][was[token]]
-            torch.testing.assert_close(row, expected + 0.1 * new["embedding.item.weight"][i])
+            expected = shrink * old["embedding.item.weight"][was[token]]
+            torch.testing.assert_close(row, expected + perturb * new["embedding.item.weight"][i])
         else:  # a new item still starts from its attributes alone
             assert not row.any()
     # what the data decides is not a weight: today's, untouched
@@ -151,8 +159,8 @@ def test_shrink_and_perturb_blends_the_copied_weights_with_a_fresh_initialisatio
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"init_shrink": 0.5}, r"init_shrink=0.5 acts on the weights init_from copies.*allowed"),
-        ({"init_perturb": 0.01}, r"init_perturb=0.01 acts on the weights init_from copies"),
+        ({"init_shrink": 0.5}, r"init_shrink=0.5 acts on the weights init_from copies.*0\.8"),
+        ({"init_perturb": 0.0}, r"init_perturb=0.0 acts on the weights init_from copies"),
         ({"init_shrink": 0.0}, r"init_shrink=0.0 must be a number in \(0, 1\]"),
         ({"init_perturb": -0.1}, r"init_perturb=-0.1 must be a number in \[0, inf\)"),
     ],
@@ -167,7 +175,8 @@ def test_a_started_model_knows_the_cycle_a_fresh_one_does_not(yesterday):
     still = dict(learning_rate=1e-9, epochs=1)  # what it knew before any step
     scores = {}
     for start in (files["plain"], None):
-        result = run_recbole("SASRec", "today", config_dict=keys(root, start, **still), saved=False)
+        what = still | (COPY if start else {})
+        result = run_recbole("SASRec", "today", config_dict=keys(root, start, **what), saved=False)
         scores[start] = result["test_result"]["hit@10"]
     assert scores[files["plain"]] > 0.6 > scores[None] + 0.3
 
