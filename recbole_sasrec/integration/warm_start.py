@@ -142,12 +142,13 @@ def apply(checkpoint: dict[str, Any], model: torch.nn.Module, dataset, config) -
         data.update(at + name for name in getattr(module, "data_buffers", ()))
     state, parameters = model.state_dict(), {name for name, _ in model.named_parameters()}
     shrink, perturb = config["init_shrink"], config["init_perturb"]
+    # (yesterday's values [*], fresh values [*]) -> where a parameter starts; None: a copy
+    blended = None if (shrink, perturb) == (1.0, 0.0) else lambda o, f: shrink * o + perturb * f
     report, wrong = {}, []
     for key, now in state.items():
         if key in data:
             continue
-        # yesterday's values [*] -> what this weight starts from, given its fresh values [*]
-        blend = _shrink_and_perturb(shrink, perturb) if key in parameters else None
+        blend = blended if key in parameters else None  # buffers are copied as they are
         if key not in old:
             wrong.append(f"{key}: not in the checkpoint")
         elif key in rows:
@@ -167,19 +168,12 @@ def apply(checkpoint: dict[str, Any], model: torch.nn.Module, dataset, config) -
         )
     for key, line in report.items():
         getLogger().info(f"{KEY}: {key}: {line}")
-    if (shrink, perturb) != (1.0, 0.0):
+    if blended is not None:
         getLogger().info(
             f"{KEY}: every copied parameter is {shrink:g} x the checkpoint's + {perturb:g} x a "
             f"fresh initialisation (init_shrink, init_perturb)"
         )
     return report
-
-
-def _shrink_and_perturb(shrink: float, perturb: float):
-    """``(old, fresh) -> shrink * old + perturb * fresh``; None when that is ``old`` itself."""
-    if (shrink, perturb) == (1.0, 0.0):
-        return None
-    return lambda old, fresh: shrink * old + perturb * fresh
 
 
 def _match_rows(
