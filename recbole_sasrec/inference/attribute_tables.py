@@ -5,12 +5,11 @@
                      row order, or (float fields) its width
     attributes.npz   per field ``<name>.weight``: a token field's table [V, D] (row 0 the pad),
                      a float field's map [D, S]; a float field's training ``<name>.mean`` and
-                     ``<name>.std`` [S]; ``missing_id`` [D], the learned vector of an item
-                     without an id row (a model trained with ``missing_id_row: learned``)
+                     ``<name>.std`` [S]
 
 A new item's vector is what the model's ``ItemFeatures.vectors`` computes (``vectors`` here,
 in NumPy): the sum over fields of its tokens' mean row, or its standardised floats times the
-map, plus ``missing_id`` where there is one. NumPy and the standard library only.
+map. NumPy and the standard library only.
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ import numpy as np
 
 from ..data.new_items import FLOAT_TYPES, TOKEN_TYPES, Field
 from .checks import ATTRIBUTE_TABLES, ATTRIBUTES, ArtifactError, read_json
-
-MISSING_ID = "missing_id"  # the array of a model's learned missing id row, if it has one
 
 
 @dataclass
@@ -53,8 +50,6 @@ class AttributeTables:
                 mean, std = self.arrays[f"{field.name}.mean"], self.arrays[f"{field.name}.std"]
                 part = np.nan_to_num((v - mean) / std, nan=0.0) @ weight.T  # [n, S] @ [S, D]
             out = part if out is None else out + part
-        if MISSING_ID in self.arrays:
-            out = out + self.arrays[MISSING_ID]
         return out.astype(np.float32)
 
     def write(self, folder: Path) -> None:
@@ -96,25 +91,24 @@ class AttributeTables:
                 f"list of fields (name, type, tokens or width); found {str(described)[:200]}"
             ) from None
         arrays = _read_arrays(folder / ATTRIBUTE_TABLES)
-        expected = {}  # array name -> (shape, what it belongs to)
         for field in fields:
-            what = f"{ATTRIBUTES}'s {field.type} field"
             if field.type in TOKEN_TYPES:
-                expected[f"{field.name}.weight"] = ((len(field.vocabulary), hidden_size), what)
+                shapes = {"weight": (len(field.vocabulary), hidden_size)}
             else:
-                expected[f"{field.name}.weight"] = ((hidden_size, field.width), what)
-                expected[f"{field.name}.mean"] = ((field.width,), what)
-                expected[f"{field.name}.std"] = ((field.width,), what)
-        if MISSING_ID in arrays:  # optional: a model trained with missing_id_row: learned
-            expected[MISSING_ID] = ((hidden_size,), "the learned missing id row")
-        for name, (shape, what) in expected.items():
-            array = arrays.get(name)
-            found = "none" if array is None else f"{array.dtype} {list(array.shape)}"
-            if array is None or array.shape != shape or not np.isfinite(array).all():
-                raise ArtifactError(
-                    f"{folder / ATTRIBUTE_TABLES}: expected {name}, finite floats of shape "
-                    f"{list(shape)} ({what}, hidden_size={hidden_size}); found {found}"
-                )
+                shapes = {
+                    "weight": (hidden_size, field.width),
+                    "mean": (field.width,),
+                    "std": (field.width,),
+                }
+            for part, shape in shapes.items():
+                array = arrays.get(f"{field.name}.{part}")
+                found = "none" if array is None else f"{array.dtype} {list(array.shape)}"
+                if array is None or array.shape != shape or not np.isfinite(array).all():
+                    raise ArtifactError(
+                        f"{folder / ATTRIBUTE_TABLES}: expected {field.name}.{part}, finite "
+                        f"floats of shape {list(shape)} ({ATTRIBUTES}'s {field.type} field, "
+                        f"hidden_size={hidden_size}); found {found}"
+                    )
         return cls(*settings, fields, arrays)
 
 

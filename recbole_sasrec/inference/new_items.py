@@ -3,9 +3,8 @@ vocabularies (``data.new_items``), their vectors computed by the model (``ItemFe
 and the attribute tables an export writes for the artifact to do the same in NumPy.
 
 A new item's vector is its attributes' part alone: it has no trained id row (the id part is
-zero, or with ``missing_id_row: learned`` the learned vector that stands for a missing row). A
-model trained with ``item_id_dropout`` > 0 has learned to score items from that part alone;
-without it, every trained item's score leaned on its id row too (docs/design.md).
+zero). A model trained with ``item_id_dropout`` > 0 has learned to score items from that part
+alone; without it, every trained item's score leaned on its id row too (docs/design.md).
 
 Ranked among known items, new items lose: a known item the user is likely to want has an id row
 that adds to its score, a new item's score holds its attributes' part only. Among themselves,
@@ -24,7 +23,7 @@ import torch
 from ..core.keys import ConfigError
 from ..data.new_items import Field, NewItems, read_new_items
 from ..integration.registry import is_ours
-from .attribute_tables import MISSING_ID, AttributeTables
+from .attribute_tables import AttributeTables
 
 
 def features_of(model):
@@ -116,8 +115,6 @@ def attribute_tables(model, dataset, config) -> AttributeTables | None:
             except ConfigError:
                 return None
             arrays[f"{name}.mean"], arrays[f"{name}.std"] = mean.cpu().numpy(), std.cpu().numpy()
-    if (missing := getattr(features, "missing_id", None)) is not None:  # missing_id_row
-        arrays[MISSING_ID] = missing.detach().float().cpu().numpy()
     return AttributeTables(
         dataset.iid_field,
         config["field_separator"],

@@ -11,10 +11,9 @@ data as usual, then fills it from the checkpoint:
   the modules' ``vocabulary_rows``) is copied row by row, matched by token through the
   vocabularies the checkpoint stores (``fingerprint.data_fingerprint``). A row of a token the
   checkpoint never saw keeps its fresh initialisation, except a new item's id row in a model
-  with ``selected_features``: it starts at zero (with ``missing_id_row: learned``, at the learned
-  missing row), so that the new item's vector is what yesterday's model gave an item without an
-  id row, as for an item added after training (``Recommender.add_items``). Tokens the new data
-  no longer has are dropped;
+  with ``selected_features``: it starts at zero, so that the new item's vector is its attributes'
+  alone, as for an item added after training (``Recommender.add_items``). Tokens the new data no
+  longer has are dropped;
 - what the data decides (each item's attribute values, the floats' mean and std: the modules'
   ``data_buffers``) is today's.
 
@@ -145,11 +144,6 @@ def apply(checkpoint: dict[str, Any], model: torch.nn.Module, dataset, config) -
     shrink, perturb = config["init_shrink"], config["init_perturb"]
     # (yesterday's values [*], fresh values [*]) -> where a parameter starts; None: a copy
     blended = None if (shrink, perturb) == (1.0, 0.0) else lambda o, f: shrink * o + perturb * f
-    # a new item's id row: zero, or the learned missing row (missing_id_row) as it starts here,
-    # so that its vector is the one yesterday's model gave an item without a row
-    fill = None
-    for key in (k for k in state if k.endswith(".missing_id") and k in old):
-        fill = old[key].to(state[key]) if blended is None else blended(old[key], state[key])
     report, wrong = {}, []
     for key, now in state.items():
         if key in data:
@@ -159,7 +153,7 @@ def apply(checkpoint: dict[str, Any], model: torch.nn.Module, dataset, config) -
             wrong.append(f"{key}: not in the checkpoint")
         elif key in rows:
             report[key] = _match_rows(
-                now, old[key], vocabularies, rows[key], dataset, config, blend, fill
+                now, old[key], vocabularies, rows[key], dataset, config, blend
             )
         elif old[key].shape != now.shape:
             wrong.append(f"{key}: {list(old[key].shape)} in the checkpoint, {list(now.shape)} now")
@@ -183,19 +177,12 @@ def apply(checkpoint: dict[str, Any], model: torch.nn.Module, dataset, config) -
 
 
 def _match_rows(
-    now: torch.Tensor,
-    old: torch.Tensor,
-    vocabularies,
-    field,
-    dataset,
-    config,
-    blend=None,
-    fill: torch.Tensor | None = None,
+    now: torch.Tensor, old: torch.Tensor, vocabularies, field, dataset, config, blend=None
 ) -> str:
     """Copy into ``now`` [N', D] (in place) the rows of ``old`` [N, D] whose tokens ``field``'s
     vocabularies share (through ``blend`` with their fresh values, when given); the rest stay as
-    initialised (a new item's id row, when the model has attributes: ``fill`` [D], the learned
-    missing row, or zero). Returns what was done, in words."""
+    initialised (a new item's id row zeroed when the model has attributes). Returns what was
+    done, in words."""
     if field not in vocabularies:
         raise ConfigError(
             f"{KEY}={config[KEY]!r} records no vocabulary of {field!r} (it has "
@@ -223,10 +210,8 @@ def _match_rows(
         rows = old[torch.as_tensor(found[kept])].to(now.device, now.dtype)  # [K, D]
         now[at] = rows if blend is None else blend(rows, now[at])
         if zeroed and len(new):
-            now[torch.as_tensor(new, device=now.device)] = 0.0 if fill is None else fill
+            now[torch.as_tensor(new, device=now.device)] = 0.0
     start = "zero (attributes alone)" if zeroed else "freshly initialised"
-    if zeroed and fill is not None:
-        start = "the learned missing row (with their attributes)"
     return (
         f"{len(kept) - 1} of {len(tokens) - 1} {field} rows from the checkpoint, {len(new)} new "
         f"({start}), {len(was) - 1 - (len(kept) - 1)} of its {len(was) - 1} no longer in the data"

@@ -63,12 +63,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
             positions=positions is None,
             scale=config["embedding_scale"],
             sparse=config["sparse_item_updates"],
-            features=ItemFeatures.from_dataset(
-                dataset,
-                config["selected_features"],
-                D,
-                missing_id=config["missing_id_row"] == "learned",
-            ),
+            features=ItemFeatures.from_dataset(dataset, config["selected_features"], D),
             id_dropout=config["item_id_dropout"],
         )
         self.blocks = nn.ModuleList(

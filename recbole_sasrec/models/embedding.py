@@ -60,7 +60,7 @@ class SequenceEmbedding(nn.Module):
         if self.training and self.id_dropout > 0:
             n = self.item.num_embeddings
             keep = (torch.rand(n, device=self.item.weight.device) >= self.id_dropout).float()
-        return ItemVectors(self.item, features(), keep, getattr(features, "missing_id", None))
+        return ItemVectors(self.item, features(), keep)
 
     def forward(
         self,

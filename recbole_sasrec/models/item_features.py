@@ -14,13 +14,6 @@ Summing keeps the score an inner product with one [N, D] table: full softmax, sa
 ONNX export and top-k search work unchanged. (What was tried and chosen on validation:
 docs/design.md, "Item attributes".)
 
-An item without a trained id row (left out by ``item_id_dropout`` in a training step, or added
-after training) has its attributes alone, or with ``missing_id_row: learned`` its attributes plus
-one learned vector ``missing_id`` that stands for every missing row: trained on the rows the
-dropout leaves out, by the same loss, it sets how such an item scores beside items that have
-their rows (without it, new items trail known ones by whatever their id rows add: the reason
-``add_items`` has a boost).
-
 The feature values are buffers of the model (and so of its checkpoint): the model scores with
 the attributes it trained with, whatever file is read later. Row 0, the pad item, is zero. So are
 each float field's training mean and std, with which ``vectors`` standardises the floats of items
@@ -36,7 +29,7 @@ import torch.nn.functional as F
 from recbole.utils import FeatureType
 from torch import nn
 
-from ..core.keys import ConfigError, Key, choice, number
+from ..core.keys import ConfigError, Key, number
 
 TOKENS = (FeatureType.TOKEN, FeatureType.TOKEN_SEQ)
 FLOATS = (FeatureType.FLOAT, FeatureType.FLOAT_SEQ)
@@ -52,16 +45,6 @@ def _needs_features(config, key: str) -> str | None:
     return (
         f"{key}={config[key]!r} acts on item attributes, and selected_features is empty; "
         f"allowed: 0, or selected_features naming the .item file's fields"
-    )
-
-
-def _needs_dropout(config, key: str) -> str | None:
-    if config[key] == "zero" or config["item_id_dropout"] > 0:
-        return None
-    return (
-        f"{key}={config[key]!r} is learned on the id rows item_id_dropout leaves out, and "
-        f"item_id_dropout is 0: it would never be trained; allowed: 'zero', or "
-        f"item_id_dropout > 0"
     )
 
 
@@ -87,15 +70,6 @@ KEYS = (
         must="must be a probability in [0, 1)",
         relation=lambda c: _needs_features(c, "item_id_dropout"),
     ),
-    choice(
-        "missing_id_row",
-        "zero",
-        ("zero", "learned"),
-        "what an item without a trained id row adds to its attributes (the rows "
-        "`item_id_dropout` leaves out in training, new items after it): 'zero', or one "
-        "learned vector shared by them",
-        relation=lambda c: _needs_dropout(c, "missing_id_row"),
-    ),
     number(
         "attribute_loss_weight",
         0.0,
@@ -116,15 +90,8 @@ class ItemFeatures(nn.Module):
     (token ids, 0 the pad token; or floats), vocabulary the field's token count (floats: 0).
     """
 
-    def __init__(
-        self,
-        fields: Sequence[tuple[str, FeatureType, torch.Tensor, int]],
-        D: int,
-        missing_id: bool = False,
-    ):
+    def __init__(self, fields: Sequence[tuple[str, FeatureType, torch.Tensor, int]], D: int):
         super().__init__()
-        if missing_id:  # starts at zero, today's missing row; absent: the state dict as before
-            self.missing_id = nn.Parameter(torch.zeros(D))
         self.names = [name for name, *_ in fields]
         self.floats = [name for name, ftype, *_ in fields if ftype in FLOATS]
         # buffers a checkpoint written before they existed lacks (``_load_from_state_dict``)
@@ -161,11 +128,8 @@ class ItemFeatures(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
-    def from_dataset(
-        cls, dataset, names: Sequence[str], D: int, missing_id: bool = False
-    ) -> ItemFeatures | None:
-        """The selected fields of a RecBole data set's ``item_feat``; None when none is.
-        ``missing_id``: a learned vector for items without an id row (``missing_id_row``)."""
+    def from_dataset(cls, dataset, names: Sequence[str], D: int) -> ItemFeatures | None:
+        """The selected fields of a RecBole data set's ``item_feat``; None when none is."""
         if not names:
             return None
         feat = getattr(dataset, "item_feat", None)
@@ -190,7 +154,7 @@ class ItemFeatures(nn.Module):
             if ftype in FLOATS and values.dim() == (2 if ftype == FeatureType.FLOAT else 3):
                 values = values[..., 0]  # RecBole's numerical_features: (value, 1) pairs
             fields.append((name, ftype, values, dataset.num(name) if ftype in TOKENS else 0))
-        return cls(fields, D, missing_id)
+        return cls(fields, D)
 
     def values(self, name: str) -> torch.Tensor:
         return getattr(self, f"{name}_values")
@@ -237,8 +201,7 @@ class ItemFeatures(nn.Module):
         values, per selected field [n, S]: token ids of the field's vocabulary (0, the pad,
         left out of the mean: an item without tokens gets the zero vector), or raw floats,
         standardised here with the training mean and std (NaN, a missing value: the training
-        mean, as RecBole fills a missing float). The code ``forward`` sums with, plus the
-        learned ``missing_id`` row where the model has one (they have no id row)."""
+        mean, as RecBole fills a missing float). The code ``forward`` sums with."""
         missing = [name for name in self.names if name not in values]
         if missing:
             raise ValueError(f"no values of the selected fields {missing}; given {list(values)}")
@@ -256,9 +219,7 @@ class ItemFeatures(nn.Module):
             if name not in self.floats:
                 tokens = values[name].to(self.tables[name].weight.device, torch.long)
                 standard[name] = tokens.reshape(len(tokens), -1)
-        out = self._sum(standard)
-        missing = getattr(self, "missing_id", None)
-        return out if missing is None else out + missing
+        return self._sum(standard)
 
     def statistics(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Training mean and std [S] of float field ``name``; a ``ConfigError`` if the
@@ -280,35 +241,20 @@ class ItemVectors:
     computed once for the step. ``rows(ids)`` looks up a few items without building the whole
     sum's gradient (sparse id updates stay sparse)."""
 
-    def __init__(
-        self,
-        ids: nn.Embedding,
-        attributes: torch.Tensor,
-        keep: torch.Tensor | None,
-        missing: torch.Tensor | None = None,
-    ):
-        # missing [D]: what a left-out row becomes (None: zero); the pad item keeps its zero row
-        self.ids, self.attributes, self.keep, self.missing = ids, attributes, keep, missing
+    def __init__(self, ids: nn.Embedding, attributes: torch.Tensor, keep: torch.Tensor | None):
+        self.ids, self.attributes, self.keep = ids, attributes, keep
         self.sparse = ids.sparse
-        if keep is not None and missing is not None:
-            self.keep = keep.clone()
-            self.keep[0] = 1.0
 
     @property
     def weight(self) -> torch.Tensor:
         table = self.ids.weight
         if self.keep is not None:
             table = table * self.keep[:, None]
-            if self.missing is not None:
-                table = table + (1 - self.keep)[:, None] * self.missing
         return table + self.attributes
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """ids [...] -> [..., D]."""
         rows = F.embedding(ids, self.ids.weight, sparse=self.sparse)
         if self.keep is not None:
-            keep = self.keep[ids].unsqueeze(-1)
-            rows = rows * keep
-            if self.missing is not None:
-                rows = rows + (1 - keep) * self.missing
+            rows = rows * self.keep[ids].unsqueeze(-1)
         return rows + F.embedding(ids, self.attributes)

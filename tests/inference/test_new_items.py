@@ -315,45 +315,6 @@ def test_export_with_items_and_a_boost_ranks_as_the_recommender_does(featured, n
     assert_same_recommendations(artifact, rec)
 
 
-def test_new_items_get_the_learned_missing_id_row_in_the_model_and_the_artifact(
-    tmp_path_factory, tmp_path
-):
-    root = tmp_path_factory.mktemp("missing-row")
-    data = write_cycle_dataset(root / "data")
-    write_items(data)
-    config = dict(
-        TINY,
-        data_path=str(data),
-        checkpoint_dir=str(root / "saved"),
-        selected_features=FEATURES,
-        item_id_dropout=0.3,
-        missing_id_row="learned",
-        epochs=2,
-        MAX_ITEM_LIST_LENGTH=6,
-    )
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        model_file = run_recbole("SASRec", "cycle", config_dict=config)["model_file"]
-    finally:
-        os.chdir(cwd)
-    rec = Recommender(model_file)
-    missing = rec.model.embedding.features.missing_id.detach().numpy()
-    assert np.abs(missing).sum() > 0  # trained away from its zero start
-    new_items = item_file(
-        tmp_path, data / "cycle", copies(data / "cycle", {"n7": "i7", "n8": "i8"})
-    )
-    rec.add_items(new_items)
-    (known,), (added,) = rec.item_ids(["i7"]), rec.item_ids(["n7"])
-    with torch.no_grad():
-        attributes = rec.model.embedding.features(torch.tensor([known]))[0].numpy()
-    np.testing.assert_allclose(rec._table[added], attributes + missing, rtol=1e-5, atol=1e-6)
-    artifact = Artifact.load(export(model_file, tmp_path / "model"))
-    artifact.add_items(new_items)
-    np.testing.assert_allclose(artifact.items, rec._table, rtol=1e-4, atol=1e-6)
-    assert_same_recommendations(artifact, rec)
-
-
 def test_the_attribute_tables_are_checked_on_load(exported, tmp_path):
     import shutil
 

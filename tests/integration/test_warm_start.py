@@ -102,36 +102,6 @@ def test_rows_follow_their_tokens_and_new_items_start_from_their_attributes(yest
     )  # the ids moved: a copy by position would have been wrong
 
 
-def test_new_items_start_at_the_learned_missing_row_of_yesterdays_model(yesterday, tmp_path):
-    root, _ = yesterday
-    learned = dict(selected_features=["attributes"], item_id_dropout=0.3, missing_id_row="learned")
-    result = train_converted(
-        tmp_path,
-        log_lines(**YESTERDAY),
-        str(root / "data"),
-        "learned",
-        attributes=item_attributes(20),
-        item_id_dropout=0.3,
-        missing_id_row="learned",
-        epochs=2,
-    )
-    old, vocab = yesterdays(result["model_file"])
-    missing = old["embedding.features.missing_id"]
-    assert missing.abs().sum() > 0
-    for blend, start in ((COPY, missing), ({}, 0.8 * missing)):  # the default shrinks it
-        dataset, net = started(root, result["model_file"], **learned, **blend)
-        state = net.state_dict()
-        torch.testing.assert_close(state["embedding.features.missing_id"], start)
-        new = [
-            i for i, t in enumerate(dataset.field2id_token["item_id"]) if t not in vocab["item_id"]
-        ]
-        assert len(new) == 4
-        for i in new:
-            torch.testing.assert_close(state["embedding.item.weight"][i], start)
-    with pytest.raises(ConfigError, match=r"embedding.features.missing_id: not in the checkpoint"):
-        started(root, yesterday[1]["featured"], **learned)  # yesterday's had no learned row
-
-
 def test_lightsans_starts_from_its_checkpoint_too(yesterday):
     root, files = yesterday
     features = dict(selected_features=["attributes"], **COPY)

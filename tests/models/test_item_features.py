@@ -161,40 +161,6 @@ def test_item_id_dropout_leaves_out_id_rows_on_both_sides_of_a_step(featured):
     assert net.embedding.vectors().keep is None
 
 
-def test_a_learned_missing_id_row_stands_in_for_the_rows_left_out(featured):
-    cfg = dict(featured, item_id_dropout=0.5, missing_id_row="learned")
-    _, net, train, *_ = build("SASRec", "cycle", cfg)
-    missing = net.embedding.features.missing_id
-    assert torch.equal(missing, torch.zeros(32))  # starts as the zero row of missing_id_row: zero
-    with torch.no_grad():
-        missing.copy_(torch.linspace(-1, 1, 32))
-    torch.manual_seed(0)
-    items = net.embedding.vectors()
-    attributes, ids = net.embedding.features(), net.embedding.item.weight
-    dropped = int(torch.nonzero(items.keep[1:] == 0)[0]) + 1
-    kept = int(torch.nonzero(items.keep[1:] == 1)[0]) + 1
-    torch.testing.assert_close(items.weight[dropped], attributes[dropped] + missing)
-    torch.testing.assert_close(items.weight[kept], attributes[kept] + ids[kept])
-    torch.testing.assert_close(
-        items.rows(torch.tensor([dropped, kept])), items.weight[[dropped, kept]]
-    )
-    assert torch.equal(items.weight[0], torch.zeros(32))  # the pad keeps its zero row
-    net.calculate_loss(next(iter(train))).backward()
-    assert missing.grad is not None and missing.grad.abs().sum() > 0  # the loss trains it
-    net.eval()  # evaluation: every trained item has its own row
-    torch.testing.assert_close(net.item_vectors(), ids + attributes)
-
-
-def test_missing_id_row_learned_without_item_id_dropout_is_refused(featured):
-    with pytest.raises(ConfigError, match=r"missing_id_row='learned' .* item_id_dropout is 0"):
-        build("SASRec", "cycle", dict(featured, missing_id_row="learned"))
-
-
-def test_the_zero_missing_row_adds_no_parameter(featured):
-    _, net, *_ = build("SASRec", "cycle", dict(featured, item_id_dropout=0.3))
-    assert not any("missing_id" in name for name in net.state_dict())
-
-
 def test_sparse_item_updates_keep_the_id_gradient_sparse_with_attributes(featured):
     cfg = dict(featured, loss_type="gBCE", loss_negatives=4, sparse_item_updates=True)
     _, net, train, *_ = build("SASRec", "cycle", cfg)
